@@ -1,0 +1,12 @@
+# Copyright (c) daemonops.suite contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Action plugin for daemonops.suite.cluster_data: resolves ``profile: <name>`` on the controller."""
+
+from __future__ import annotations
+
+from ansible_collections.daemonops.suite.plugins.plugin_utils.profile_resolver import (
+    SuiteActionModule as ActionModule,
+)
+
+__all__ = ["ActionModule"]

@@ -1,0 +1,25 @@
+# Copyright (c) daemonops.suite contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Errors whose message is meant for the user (module_kit turns them into fail_json(msg=...))."""
+
+from __future__ import annotations
+
+
+class SuiteError(Exception):
+    """An error the user can act on; ``msg`` says what is wrong and how to fix it."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg)
+        self.msg = msg
+
+    def __str__(self) -> str:
+        return self.msg
+
+
+class ProfileError(SuiteError):
+    """A suite profile (or the suite's configuration file) is invalid."""
+
+
+class UnsafePathError(SuiteError):
+    """A path is refused for a destructive operation (deletion root, symlink, other filesystem)."""

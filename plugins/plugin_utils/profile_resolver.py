@@ -1,0 +1,127 @@
+# Copyright (c) daemonops.suite contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Controller side of the profile options: resolve ``profile: <name>`` to validated data.
+
+Every module of the collection has an action plugin that is one line::
+
+    from ansible_collections.daemonops.suite.plugins.plugin_utils.profile_resolver import (
+        SuiteActionModule as ActionModule,
+    )
+
+When the task gives ``profile: <name>`` (a profile shipped in ``<collection>/profiles/``) or
+``profile: path/to/file.yml`` and no ``profile_data``, the profile is loaded and validated here,
+on the controller, so mistakes are reported before anything runs on a target; the module then
+receives ``profile_data`` (the validated dict) and ``profile`` (the name, which it echoes).
+Inline ``profile_data`` is validated here too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import typing as t
+
+from ansible.plugins.action import ActionBase
+from ansible.utils.vars import merge_hash
+
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
+    Profile,
+    load_profile,
+    load_profile_file,
+)
+
+COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROFILES_DIR = os.path.join(COLLECTION_ROOT, "profiles")
+_NAME_RE = re.compile(r"^[a-z0-9_]+$")
+
+
+def shipped_profiles(profiles_dir: str = PROFILES_DIR) -> list[str]:
+    """Names of the profiles shipped with the collection, sorted."""
+    try:
+        entries = os.listdir(profiles_dir)
+    except OSError:
+        return []
+    return sorted(name[: -len(".yml")] for name in entries if name.endswith(".yml"))
+
+
+def profile_path(name: str, profiles_dir: str = PROFILES_DIR) -> str:
+    """Path of the shipped profile ``name``; SuiteError listing the known ones otherwise."""
+    path = os.path.join(profiles_dir, f"{name}.yml")
+    if not _NAME_RE.match(name) or not os.path.isfile(path):
+        known = ", ".join(shipped_profiles(profiles_dir)) or "none"
+        raise SuiteError(
+            f"profile '{name}' is not shipped; known profiles: {known}; "
+            "or give the path of a profile file (ending .yml/.yaml) or pass profile_data"
+        )
+    return path
+
+
+def resolve_profile(
+    name: str,
+    profiles_dir: str = PROFILES_DIR,
+    find_file: t.Optional[t.Callable[[str], str]] = None,
+) -> Profile:
+    """Load and validate a profile given by shipped name or by ``.yml``/``.yaml`` path.
+
+    ``find_file`` turns a relative path into an absolute one (the action plugin passes the
+    loader's ``path_dwim`` so paths are relative to the playbook or role).
+    """
+    if not isinstance(name, str) or not name:
+        raise SuiteError("profile: must be the name of a shipped profile or a .yml/.yaml path")
+    if name.endswith((".yml", ".yaml")):
+        path = os.path.expanduser(name)
+        if not os.path.isabs(path) and find_file is not None:
+            path = find_file(path)
+        if not os.path.isfile(path):
+            raise SuiteError(f"profile: file '{name}' not found (looked at {path})")
+        return load_profile_file(path)
+    return load_profile_file(profile_path(name, profiles_dir))
+
+
+def resolve_profile_args(
+    args: t.Mapping[str, t.Any],
+    profiles_dir: str = PROFILES_DIR,
+    find_file: t.Optional[t.Callable[[str], str]] = None,
+) -> dict[str, t.Any]:
+    """Module args with ``profile_data`` filled in from ``profile`` (validated either way)."""
+    new_args = dict(args)
+    data = new_args.get("profile_data")
+    name = new_args.get("profile")
+    if data is None and name:
+        new_args["profile_data"] = resolve_profile(name, profiles_dir, find_file).to_dict()
+    elif data is not None:
+        load_profile(data, source=f"profile_data ({name})" if name else "profile_data")
+    return new_args
+
+
+class SuiteActionModule(ActionBase):
+    """Action plugin base: resolve the profile on the controller, then run the module."""
+
+    _supports_check_mode = True
+    _supports_async = True
+
+    def run(
+        self, tmp: t.Any = None, task_vars: t.Optional[dict[str, t.Any]] = None
+    ) -> dict[str, t.Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+        try:
+            module_args = resolve_profile_args(self._task.args, find_file=self._loader.path_dwim)
+        except SuiteError as exc:
+            result.update(failed=True, changed=False, msg=str(exc))
+            return result
+        wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
+        result = merge_hash(
+            result,
+            self._execute_module(
+                module_name=self._task.action,
+                module_args=module_args,
+                task_vars=task_vars,
+                wrap_async=wrap_async,
+            ),
+        )
+        if not wrap_async:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result
