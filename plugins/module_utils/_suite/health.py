@@ -1,0 +1,511 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The health check behind ``health_info``: the ``sm_main status`` of any suite profile.
+
+``HealthChecker(profile, roles, ...).run()`` scans the process table once and the socket table
+once, then judges every daemon of the host's roles: instances found, ancestry, instance count,
+each port listening *and owned by the daemon*, connected clients with their peers, optional
+probes and the daemon's PID record. The result has the shape documented in docs/internals.md
+("The health_info result").
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
+
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.probes import (
+    DEFAULT_TIMEOUT,
+    ProbeResult,
+    connect_host,
+    run_probe,
+)
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable import (
+    ProcessTable,
+    ProcInfo,
+)
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import SocketTable
+
+ONLINE = "online"
+OFFLINE = "offline"
+DEGRADED = "degraded"
+UNUSED = "unused"
+STATES = (ONLINE, OFFLINE, DEGRADED, UNUSED)
+
+SUCCESS = "SUCCESS"
+FAILURE = "FAILURE"
+ALL_ONLINE = "All daemons online"
+
+# pid_record statuses
+CONSISTENT = "consistent"
+STALE = "stale"
+MISSING = "missing"
+INVALID = "invalid"
+UNKNOWN = "unknown"
+NOT_APPLICABLE = "not_applicable"
+
+ProbeRunner = Callable[[Any, str, int, float], ProbeResult]
+
+
+def status_line(name: str, state: str, pid: Optional[int]) -> str:
+    """``qm [  2859]: online`` (pid right-aligned in 6, like ``sm_main status``) or
+    ``ui : unused`` / ``stpd : offline`` when there is no process to show."""
+    if pid is not None and state in (ONLINE, DEGRADED):
+        return f"{name} [{pid:>6}]: {state}"
+    return f"{name} : {state}"
+
+
+class HealthChecker:
+    """Judge the daemons of ``roles`` in ``profile`` on this host.
+
+    ``instance``: a string each matched process's command line must contain (several suite
+    instances on one host, e.g. the config path). ``config_file``: the suite's INI whose
+    ``enabled``/``ports`` keys override the profile (default ``suite.config_file``; an explicit
+    path must exist). ``probes``/``pid_records``: run the profile's probes / read its PID store.
+
+    ``proc_table``, ``socket_table``, ``probe_runner``, ``now`` and ``records`` replace the live
+    scans for tests; ``records`` is a list of ``pidstore.PidRecord``.
+    """
+
+    def __init__(
+        self,
+        profile: Any,
+        roles: Sequence[str],
+        instance: Optional[str] = None,
+        config_file: Optional[str] = None,
+        probes: bool = True,
+        pid_records: bool = True,
+        hostname: Optional[str] = None,
+        *,
+        probe_timeout: float = DEFAULT_TIMEOUT,
+        proc_table: Optional[ProcessTable] = None,
+        socket_table: Optional[SocketTable] = None,
+        probe_runner: Optional[ProbeRunner] = None,
+        records: Optional[list] = None,
+        now: Optional[float] = None,
+    ) -> None:
+        self.profile = profile
+        self.roles = list(roles or [])
+        self.instance = instance or None
+        self.config_file = config_file or None
+        self.probes = probes
+        self.pid_records = pid_records
+        self.hostname = hostname or socket.gethostname()
+        self.probe_timeout = probe_timeout
+        self.proc_table = proc_table
+        self.socket_table = socket_table
+        self.probe_runner: ProbeRunner = probe_runner or run_probe
+        self.records = records
+        self.now = now
+        self._matches: dict[str, list[ProcInfo]] = {}
+        self._instances: dict[str, list[ProcInfo]] = {}
+
+    # ------------------------------------------------------------------ inputs
+
+    def effective_profile(self) -> Any:
+        """The profile with the suite's configuration file applied (``enabled``, ``ports``)."""
+        from ansible_collections.daemonops.suite.plugins.module_utils._suite import profile as pm
+
+        path = self.config_file
+        if path:
+            if not os.path.isfile(path) or not os.access(path, os.R_OK):
+                raise SuiteError(
+                    f"config_file: {path} is not a readable file; give the suite's INI "
+                    "configuration file or leave config_file unset"
+                )
+        else:
+            path = _suite_attr(self.profile, "config_file")
+            if not path or not os.path.isfile(path) or not os.access(path, os.R_OK):
+                return self.profile
+        return pm.apply_config(self.profile, path)
+
+    def check_roles(self, profile: Any) -> None:
+        known = list(_suite_attr(profile, "roles") or [])
+        if not self.roles:
+            raise SuiteError(
+                f"roles: no role given for this host; set roles to some of {', '.join(known)} "
+                "or put the host in an inventory group named like a role"
+            )
+        unknown = [role for role in self.roles if role not in known]
+        if unknown:
+            raise SuiteError(
+                f"roles: {', '.join(unknown)} not a role of suite {_profile_name(profile)}; "
+                f"use some of {', '.join(known)}"
+            )
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> dict[str, Any]:
+        profile = self.effective_profile()
+        self.check_roles(profile)
+        daemons = list(profile.daemons_for_roles(self.roles))
+        procs = self.proc_table if self.proc_table is not None else ProcessTable.scan()
+        socks = self.socket_table if self.socket_table is not None else SocketTable.scan()
+        now = self.now if self.now is not None else time.time()
+        self._matches, self._instances = {}, {}
+        all_daemons = {d.name: d for d in _profile_daemons(profile)}
+        for daemon in daemons:
+            all_daemons.setdefault(daemon.name, daemon)
+        records = self._pid_records(profile, daemons, all_daemons, procs)
+
+        reports: dict[str, dict[str, Any]] = {}
+        problems: list[str] = []
+        lines: list[str] = []
+        for daemon in daemons:
+            report = self._daemon_report(daemon, all_daemons, procs, socks, records, now)
+            reports[daemon.name] = report
+            problems.extend(report["problems"])
+            first_pid = report["pids"][0] if report["pids"] else None
+            lines.append(status_line(daemon.name, report["state"], first_pid))
+
+        summary = {"total": len(reports)}
+        for state in (ONLINE, OFFLINE, DEGRADED, UNUSED):
+            summary[state] = sum(1 for r in reports.values() if r["state"] == state)
+        summary["clients"] = sum(
+            port["clients"] or 0 for r in reports.values() for port in r["ports"]
+        )
+        failed = any(r["state"] in (OFFLINE, DEGRADED) for r in reports.values())
+        result: dict[str, Any] = {
+            "changed": False,
+            "status": FAILURE if failed else SUCCESS,
+            "msg": "; ".join(problems) if failed else ALL_ONLINE,
+            "status_lines": lines,
+            "roles": list(self.roles),
+            "profile": _profile_name(profile),
+            "host": self.hostname,
+            "summary": summary,
+            "daemons": reports,
+        }
+        if self.instance:
+            result["instance"] = self.instance
+        if not socks.available:
+            result["warnings"] = [f"ports not checked: {socks.error}"]
+        return result
+
+    # ------------------------------------------------------------------ matching
+
+    def matched(self, daemon: Any, procs: ProcessTable) -> list[ProcInfo]:
+        """Every process of ``daemon``, including forked workers that carry the same command
+        line (``postmaster`` children, ``refsuite-stpd`` workers)."""
+        if daemon.name not in self._matches:
+            self._matches[daemon.name] = procs.matching(daemon, self.instance)
+        return self._matches[daemon.name]
+
+    def instances(self, daemon: Any, procs: ProcessTable) -> list[ProcInfo]:
+        """The instances of ``daemon``: matched processes none of whose ancestors is itself a
+        matched process of the same daemon (a forked worker is part of its parent's instance)."""
+        if daemon.name not in self._instances:
+            matched = self.matched(daemon, procs)
+            pids = {proc.pid for proc in matched}
+            self._instances[daemon.name] = [
+                proc
+                for proc in matched
+                if not any(ancestor in pids for ancestor in procs.ancestors(proc.pid))
+            ]
+        return self._instances[daemon.name]
+
+    # ------------------------------------------------------------------ one daemon
+
+    def _daemon_report(
+        self,
+        daemon: Any,
+        all_daemons: dict[str, Any],
+        procs: ProcessTable,
+        socks: SocketTable,
+        records: dict[str, dict[str, Any]],
+        now: float,
+    ) -> dict[str, Any]:
+        name = daemon.name
+        instances = self.instances(daemon, procs)
+        tree_pids = [proc.pid for proc in self.matched(daemon, procs)]
+        pids = [proc.pid for proc in instances]
+        enabled = getattr(daemon, "enabled", True) is not False
+        count_min = getattr(daemon, "count_min", 1)
+        count_max = getattr(daemon, "count_max", None)
+        problems: list[str] = []
+
+        start_times = [proc.create_time for proc in instances if proc.create_time is not None]
+        start_time = min(start_times) if start_times else None
+        uptime = round(max(0.0, now - start_time), 1) if start_time is not None else None
+
+        ports = [
+            self._port_report(daemon, port, tree_pids, procs, socks, problems, enabled)
+            for port in (getattr(daemon, "ports", None) or [])
+        ]
+        ancestry = self._ancestry(daemon, all_daemons, instances, procs, problems, enabled)
+        pid_record = records.get(name) or _record_result(NOT_APPLICABLE, None, "not read")
+
+        if not enabled:
+            state = UNUSED
+            problems = []
+        elif not instances and count_min == 0:
+            state = DEGRADED if problems else ONLINE  # optional daemon, none running
+        elif not instances:
+            state = OFFLINE
+            problems.insert(0, f"{name} offline")
+        else:
+            count = len(instances)
+            if count_min is not None and count < count_min:
+                problems.insert(
+                    0, f"{name}: {count} instance(s) running, expected at least {count_min}"
+                )
+            if count_max is not None and count > count_max:
+                labels = ", ".join(proc.label for proc in instances)
+                problems.insert(
+                    0, f"{name}: {count} instances running ({labels}), expected at most {count_max}"
+                )
+            state = DEGRADED if problems else ONLINE
+        if enabled and pid_record["status"] in (STALE, INVALID):
+            problems.append(f"{name} pid record {pid_record['status']}: {pid_record['reason']}")
+            if state == ONLINE:
+                state = DEGRADED
+
+        return {
+            "state": state,
+            "essential": bool(getattr(daemon, "essential", False)),
+            "enabled": enabled,
+            "problems": problems,
+            "pids": pids,
+            "count": len(instances),
+            "expected_count": {"min": count_min, "max": count_max},
+            "ancestry": ancestry,
+            "start_time": start_time,
+            "uptime": uptime,
+            "ports": ports,
+            "pid_record": pid_record,
+        }
+
+    def _port_report(
+        self,
+        daemon: Any,
+        port_spec: Any,
+        tree_pids: list[int],
+        procs: ProcessTable,
+        socks: SocketTable,
+        problems: list[str],
+        enabled: bool,
+    ) -> dict[str, Any]:
+        name = daemon.name
+        port = int(port_spec.port if not isinstance(port_spec, dict) else port_spec["port"])
+        probe_spec = port_spec.get("probe") if isinstance(port_spec, dict) else port_spec.probe
+        report: dict[str, Any] = {
+            "port": port,
+            "listening": None,
+            "owned": None,
+            "holder": None,
+            "addresses": [],
+            "clients": None,
+            "peers": [],
+            "probe": None,
+        }
+        if not socks.available:
+            problems.append(f"{name} port {port} not checked: {socks.error}")
+            return report
+        listeners = socks.listeners(port)
+        owners = [
+            lst
+            for lst in listeners
+            if lst.pid is not None and tree_pids and procs.is_descendant_or_self(lst.pid, tree_pids)
+        ]
+        others = [lst for lst in listeners if lst not in owners]
+        owner_pids = {lst.pid for lst in owners}
+        report["listening"] = bool(listeners)
+        report["owned"] = bool(owners)
+        report["addresses"] = sorted({lst.address for lst in (owners or listeners)})
+        if others:
+            report["holder"] = ", ".join(_holder_labels(others, procs))
+        connections = [
+            conn
+            for conn in socks.established(port)
+            if (
+                conn.pid is not None
+                and (
+                    conn.pid in owner_pids
+                    or (tree_pids and procs.is_descendant_or_self(conn.pid, tree_pids))
+                )
+            )
+            or (conn.pid is None and owners)
+        ]
+        peers = sorted({conn.peer for conn in connections})
+        report["clients"] = len(peers)
+        report["peers"] = peers
+        if not enabled:
+            return report
+        if others:
+            verb = "also held by" if owners else "held by"
+            problems.append(f"{name} port {port} {verb} {report['holder']}")
+        elif not listeners and tree_pids:
+            problems.append(f"{name} port {port} not listening")
+        if owners and self.probes and probe_spec:
+            host = connect_host(owners[0].address)
+            timeout = _spec_value(probe_spec, "timeout") or self.probe_timeout
+            result = self.probe_runner(probe_spec, host, port, float(timeout))
+            report["probe"] = result.as_dict()
+            if not result.ok:
+                problems.append(f"{name} port {port} probe failed: {result.detail}")
+        return report
+
+    def _ancestry(
+        self,
+        daemon: Any,
+        all_daemons: dict[str, Any],
+        instances: list[ProcInfo],
+        procs: ProcessTable,
+        problems: list[str],
+        enabled: bool,
+    ) -> Optional[dict[str, Any]]:
+        expected = getattr(daemon, "ancestor", None)
+        if not expected:
+            return None
+        result: dict[str, Any] = {"expected": expected, "ok": None, "chain": []}
+        if not instances:
+            return result
+        ancestor = all_daemons.get(expected)
+        ancestor_pids = (
+            {proc.pid for proc in self.matched(ancestor, procs)} if ancestor is not None else set()
+        )
+        shown: Optional[list[int]] = None
+        bad: list[ProcInfo] = []
+        for proc in instances:
+            full = [proc.pid, *procs.ancestors(proc.pid)]
+            cut = next((i for i, pid in enumerate(full[1:], 1) if pid in ancestor_pids), None)
+            if cut is None:
+                bad.append(proc)
+                if shown is None or not shown or shown[-1] in ancestor_pids:
+                    shown = full
+            elif shown is None:
+                shown = full[: cut + 1]
+        result["ok"] = not bad
+        result["chain"] = shown or []
+        if bad and enabled:
+            where = "" if ancestor_pids else f" ({expected} not running)"
+            labels = ", ".join(proc.label for proc in bad)
+            problems.append(f"{daemon.name} {labels} not a descendant of {expected}{where}")
+        return result
+
+    # ------------------------------------------------------------------ pid records
+
+    def _pid_records(
+        self,
+        profile: Any,
+        daemons: list[Any],
+        all_daemons: dict[str, Any],
+        procs: ProcessTable,
+    ) -> dict[str, dict[str, Any]]:
+        store = _suite_attr(profile, "pid_store")
+        if not self.pid_records:
+            return {
+                d.name: _record_result(NOT_APPLICABLE, None, "pid_records is false")
+                for d in daemons
+            }
+        if not store:
+            reason = "the profile has no pid_store"
+            return {d.name: _record_result(NOT_APPLICABLE, None, reason) for d in daemons}
+        try:
+            from ansible_collections.daemonops.suite.plugins.module_utils._suite import (
+                identity,
+                pidstore,
+            )
+        except ImportError as exc:  # pragma: no cover - both ship with the collection
+            reason = f"PID record support not available: {exc}"
+            return {d.name: _record_result(UNKNOWN, None, reason) for d in daemons}
+        if self.records is not None:
+            records = list(self.records)
+        else:
+            try:
+                records = pidstore.read_records(_store_dict(store))
+            except Exception as exc:  # any store failure is reported, not raised
+                reason = f"cannot read the PID store: {exc}"
+                return {d.name: _record_result(UNKNOWN, None, reason) for d in daemons}
+
+        by_daemon: dict[str, list[Any]] = {}
+        for record in records:
+            owner = identity.daemon_for(record.name, all_daemons)
+            if owner is not None:
+                by_daemon.setdefault(owner.name, []).append(record)
+
+        results: dict[str, dict[str, Any]] = {}
+        for daemon in daemons:
+            own = by_daemon.get(daemon.name, [])
+            if not own:
+                results[daemon.name] = _record_result(MISSING, None, "no record in the PID store")
+                continue
+            tree_pids = {proc.pid for proc in self.matched(daemon, procs)}
+            judged = []
+            for record in own:
+                verdict = identity.judge(record, daemon, procs, instance=self.instance)
+                status = {
+                    identity.LIVE: CONSISTENT,
+                    identity.STALE: STALE,
+                    identity.INVALID: INVALID,
+                }.get(verdict.status, UNKNOWN)
+                reason = verdict.reason
+                if status == CONSISTENT and record.pid not in tree_pids:
+                    status = INVALID
+                    reason = (
+                        f"PID {record.pid} is alive but is not a process of {daemon.name} found "
+                        "here" + (f" (instance {self.instance!r})" if self.instance else "")
+                    )
+                judged.append(_record_result(status, record.pid, reason))
+            results[daemon.name] = min(judged, key=lambda r: _RECORD_RANK[r["status"]])
+        return results
+
+
+_RECORD_RANK = {STALE: 0, INVALID: 1, UNKNOWN: 2, MISSING: 3, CONSISTENT: 4, NOT_APPLICABLE: 5}
+
+
+def _record_result(status: str, pid: Optional[int], reason: Optional[str]) -> dict[str, Any]:
+    return {"status": status, "pid": pid, "reason": reason}
+
+
+def _holder_labels(listeners: list[Any], procs: ProcessTable) -> list[str]:
+    labels = []
+    for lst in listeners:
+        proc = procs.get(lst.pid)
+        if proc is not None:
+            label = proc.label
+        elif lst.pid is not None:
+            label = f"pid {lst.pid}"
+        else:
+            label = "a process this user cannot see (run with become)"
+        if label not in labels:
+            labels.append(label)
+    return labels
+
+
+def _spec_value(spec: Any, name: str) -> Any:
+    if isinstance(spec, dict):
+        return spec.get(name)
+    return getattr(spec, name, None)
+
+
+def _suite_attr(profile: Any, name: str) -> Any:
+    """A ``suite:`` level field of the profile (``profile.suite.<name>`` or ``profile.<name>``)."""
+    suite = getattr(profile, "suite", None)
+    if suite is not None and not isinstance(suite, dict) and hasattr(suite, name):
+        return getattr(suite, name)
+    if isinstance(suite, dict) and name in suite:
+        return suite[name]
+    return getattr(profile, name, None)
+
+
+def _profile_name(profile: Any) -> str:
+    return str(_suite_attr(profile, "name") or "")
+
+
+def _profile_daemons(profile: Any) -> list[Any]:
+    daemons = getattr(profile, "daemons", None) or []
+    if isinstance(daemons, dict):
+        return list(daemons.values())
+    return list(daemons)
+
+
+def _store_dict(store: Any) -> dict[str, Any]:
+    if isinstance(store, dict):
+        return dict(store)
+    if hasattr(store, "to_dict"):
+        return store.to_dict()
+    return dict(vars(store))

@@ -1,0 +1,114 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Active probes of a daemon's port: a TCP connect, or an HTTP(S) GET with an expected status.
+
+Each probe returns ``ProbeResult(ok, detail)`` and never raises for network errors; the detail
+is what a person reads in the health report ("HTTP 200", "connection refused", ...).
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_TIMEOUT = 3.0
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "detail": self.detail}
+
+
+def connect_host(listen_address: str | None) -> str:
+    """The address to connect to for a listener bound to ``listen_address``: the wildcard
+    addresses become the loopback address of the same family."""
+    if not listen_address or listen_address == "0.0.0.0":
+        return "127.0.0.1"
+    if listen_address == "::":
+        return "::1"
+    return listen_address
+
+
+def _error_detail(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    text = str(exc) or exc.__class__.__name__
+    return f"{exc.__class__.__name__}: {text}" if not isinstance(exc, OSError) else text
+
+
+def tcp_probe(host: str, port: int, timeout: float = DEFAULT_TIMEOUT) -> ProbeResult:
+    """Open and close a TCP connection."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        return ProbeResult(False, f"TCP connect to {host}:{port} failed: {_error_detail(exc)}")
+    return ProbeResult(True, "TCP connect ok")
+
+
+def http_probe(
+    host: str,
+    port: int,
+    path: str = "/",
+    expected_status: int | None = 200,
+    tls: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> ProbeResult:
+    """GET ``path``; ok when the status is ``expected_status`` (any status when None).
+    TLS certificates are not verified: the probe checks that the daemon answers, not who it is
+    (suites generate self-signed certificates)."""
+    connection: http.client.HTTPConnection
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    else:
+        connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    scheme = "HTTPS" if tls else "HTTP"
+    try:
+        connection.request("GET", path or "/", headers={"User-Agent": "daemonops.suite health"})
+        response = connection.getresponse()
+        status = response.status
+        response.read(65536)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return ProbeResult(False, f"{scheme} GET {path} failed: {_error_detail(exc)}")
+    finally:
+        connection.close()
+    if expected_status is not None and status != expected_status:
+        return ProbeResult(False, f"{scheme} {status}, expected {expected_status}")
+    return ProbeResult(True, f"{scheme} {status}")
+
+
+def run_probe(spec: Any, host: str, port: int, timeout: float = DEFAULT_TIMEOUT) -> ProbeResult:
+    """Run the probe a profile describes. ``spec`` is the profile's probe: an object or a dict
+    with ``type`` (tcp | http), and for http ``path``, ``status`` and ``tls``."""
+    kind = _field(spec, "type", "tcp")
+    if kind == "tcp":
+        return tcp_probe(host, port, timeout=timeout)
+    if kind in ("http", "https"):
+        return http_probe(
+            host,
+            port,
+            path=_field(spec, "path", "/") or "/",
+            expected_status=_field(spec, "status", 200),
+            tls=bool(_field(spec, "tls", kind == "https")),
+            timeout=timeout,
+        )
+    return ProbeResult(False, f"unknown probe type {kind!r}")
+
+
+def _field(spec: Any, name: str, default: Any) -> Any:
+    if isinstance(spec, dict):
+        value = spec.get(name, default)
+    else:
+        value = getattr(spec, name, default)
+    return default if value is None and name != "status" else value
