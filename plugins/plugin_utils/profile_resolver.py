@@ -84,15 +84,25 @@ def resolve_profile_args(
     args: t.Mapping[str, t.Any],
     profiles_dir: str = PROFILES_DIR,
     find_file: t.Optional[t.Callable[[str], str]] = None,
+    group_names: t.Optional[t.Sequence[str]] = None,
 ) -> dict[str, t.Any]:
-    """Module args with ``profile_data`` filled in from ``profile`` (validated either way)."""
+    """Module args with ``profile_data`` filled in from ``profile`` (validated either way).
+
+    With ``group_names`` (the host's inventory groups) and no ``roles`` in ``args``, ``roles``
+    becomes the host's groups that are roles of the suite, in the suite's order.
+    """
     new_args = dict(args)
     data = new_args.get("profile_data")
     name = new_args.get("profile")
+    profile = None
     if data is None and name:
-        new_args["profile_data"] = resolve_profile(name, profiles_dir, find_file).to_dict()
+        profile = resolve_profile(name, profiles_dir, find_file)
+        new_args["profile_data"] = profile.to_dict()
     elif data is not None:
-        load_profile(data, source=f"profile_data ({name})" if name else "profile_data")
+        profile = load_profile(data, source=f"profile_data ({name})" if name else "profile_data")
+    if group_names is not None and profile is not None and not new_args.get("roles"):
+        groups = set(group_names)
+        new_args["roles"] = [role for role in profile.roles if role in groups]
     return new_args
 
 
@@ -101,6 +111,8 @@ class SuiteActionModule(ActionBase):
 
     _supports_check_mode = True
     _supports_async = True
+    #: fill ``roles`` from the host's inventory groups when the task gives none
+    roles_from_groups = False
 
     def run(
         self, tmp: t.Any = None, task_vars: t.Optional[dict[str, t.Any]] = None
@@ -108,7 +120,13 @@ class SuiteActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         try:
-            module_args = resolve_profile_args(self._task.args, find_file=self._loader.path_dwim)
+            module_args = resolve_profile_args(
+                self._task.args,
+                find_file=self._loader.path_dwim,
+                group_names=(task_vars or {}).get("group_names")
+                if self.roles_from_groups
+                else None,
+            )
         except SuiteError as exc:
             result.update(failed=True, changed=False, msg=str(exc))
             return result

@@ -522,11 +522,6 @@ def test_sysman_member(impersonate, token):
     assert "esmd: 2 instances running" in result["msg"] and "expected at most 1" in result["msg"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the shared action plugin (plugin_utils/profile_resolver.py) must fill `roles` from "
-    "the host's group_names that are suite roles when the task gives none",
-)
 def test_roles_default_to_the_hosts_inventory_groups(refsuite, ansible_module):
     _tree, data, cfg = refsuite
     args = {"profile_data": data, "instance": cfg}
