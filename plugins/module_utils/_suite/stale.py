@@ -1,0 +1,121 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The stale_pids module logic: read the PID records, judge each, remove the stale ones.
+
+Never sends a signal and never uses an invalid record as a PID: the only action this class takes
+is ``pidstore.remove_record`` on a record judged ``stale`` (or ``invalid`` with
+``remove_invalid``).  ``unknown`` records (refused pidfiles, other hosts, permission denied) are
+always left alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ansible_collections.daemonops.suite.plugins.module_utils._suite import identity, pidstore
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (
+    SuiteAction,
+    profile_from_params,
+    skip_if_check_mode,
+    trigger_change,
+)
+
+STORE_KEYS = ("type", "path", "table", "dsn", "columns", "pattern", "files")
+
+
+def resolve_store(profile_store: Optional[dict], override: Optional[dict]) -> dict:
+    """The store to read: the profile's ``pid_store`` with the non-empty keys of ``override``
+    on top (an override of another ``type`` replaces it entirely)."""
+    override = {k: v for k, v in (override or {}).items() if v is not None and k in STORE_KEYS}
+    base = dict(profile_store or {})
+    if override.get("type") and base.get("type") and override["type"] != base["type"]:
+        base = {}
+    base.update(override)
+    if not base:
+        raise SuiteError(
+            "no PID store: the profile has no suite.pid_store; set the store option "
+            "(type and path, or dsn and table)"
+        )
+    return pidstore.normalise_store(base)
+
+
+class StalePids(SuiteAction):
+    """``state: present`` reports; ``state: absent`` removes stale (and, with remove_invalid,
+    invalid) records."""
+
+    def run(self) -> dict[str, Any]:
+        params = self.params
+        profile = None
+        if params.get("profile") or params.get("profile_data"):
+            profile = profile_from_params(params)
+        profile_store = profile.pid_store.to_dict() if profile and profile.pid_store else None
+        store = resolve_store(profile_store, params.get("store"))
+        daemons = {daemon.name: daemon for daemon in profile.daemons} if profile else {}
+        limit = self._limit(params.get("daemons"), daemons)
+        host = identity.HostFacts.local()
+        absent = params.get("state") == "absent"
+
+        entries: list[dict[str, Any]] = []
+        before: list[str] = []
+        after: list[str] = []
+        for record in pidstore.read_records(store):
+            daemon = identity.daemon_for(record.name, daemons)
+            if limit is not None and (daemon is None or daemon.name not in limit):
+                continue
+            verdict = identity.judge(record, daemon, instance=params.get("instance"), host=host)
+            removable = verdict.status == identity.STALE or (
+                verdict.status == identity.INVALID and params.get("remove_invalid")
+            )
+            reason = verdict.reason
+            removed = False
+            if absent and removable:
+                try:
+                    self.remove(store, record)
+                    removed = True
+                except SuiteError as exc:
+                    reason = f"{reason}; not removed: {exc}"
+                    self.warn(f"{record.name}: {exc}")
+            before.append(record.describe())
+            if not removed:
+                after.append(record.describe())
+            entries.append(
+                {
+                    "name": record.name,
+                    "daemon": daemon.name if daemon is not None else None,
+                    "pid": record.pid,
+                    "raw_pid": None if record.raw_pid is None else str(record.raw_pid),
+                    "status": verdict.status,
+                    "reason": reason,
+                    "removed": removed,
+                    "source": record.source,
+                }
+            )
+        self.diff = {"before": before, "after": after}
+        counts = {status: 0 for status in identity.STATUSES}
+        for entry in entries:
+            counts[entry["status"]] += 1
+        counts["removed"] = sum(1 for entry in entries if entry["removed"])
+        counts["total"] = len(entries)
+        return {"records": entries, "counts": counts, "store_type": store["type"]}
+
+    @staticmethod
+    def _limit(names: Optional[list[str]], daemons: dict[str, Any]) -> Optional[set[str]]:
+        if not names:
+            return None
+        if daemons:
+            unknown = [name for name in names if name not in daemons]
+            if unknown:
+                raise SuiteError(
+                    f"daemons: {', '.join(unknown)} not in the profile; "
+                    f"known daemons: {', '.join(daemons)}"
+                )
+        else:
+            raise SuiteError(
+                "daemons: limiting to daemons needs a profile (profile or profile_data)"
+            )
+        return set(names)
+
+    @trigger_change
+    @skip_if_check_mode
+    def remove(self, store: dict, record: pidstore.PidRecord) -> None:
+        pidstore.remove_record(store, record)

@@ -1,0 +1,199 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import psutil
+import pytest
+
+from ansible_collections.daemonops.suite.plugins.module_utils._suite import identity
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.pidstore import PidRecord
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import load_profile
+
+HOST = identity.HostFacts(hostname="node1.example.com", boot_id="boot-now")
+PROFILE = load_profile(
+    {
+        "suite": {"name": "t", "roles": ["server"]},
+        "daemons": [
+            {"name": "qm", "roles": ["server"], "match": {"cmdline": "^refsuite-qm( |$)"}},
+            {
+                "name": "sms",
+                "roles": ["server"],
+                "match": {"cmdline": "^refsuite-sms( |$)", "exe": "/python[0-9.]*$"},
+            },
+            {"name": "data_server", "roles": ["server"], "match": {"cmdline": "^refsuite-data"}},
+        ],
+    },
+    "test",
+)
+QM = PROFILE.daemon("qm")
+SMS = PROFILE.daemon("sms")
+
+
+@dataclass
+class FakeProc:
+    """Duck-typed proctable.ProcInfo."""
+
+    pid: int
+    cmdline: tuple
+    exe: Optional[str] = "/usr/bin/python3"
+    create_time: Optional[float] = 1000.0
+    status: Optional[str] = "sleeping"
+
+
+class FakeTable:
+    def __init__(self, *procs: FakeProc) -> None:
+        self.procs = {proc.pid: proc for proc in procs}
+
+    def get(self, pid):
+        return self.procs.get(pid)
+
+
+def record(pid=4242, **kw) -> PidRecord:
+    fields = {"name": "qm", "raw_pid": str(pid), "pid": pid, "source": "test"}
+    fields.update(kw)
+    return PidRecord(**fields)
+
+
+def judge(rec, daemon=QM, *procs, instance=None):
+    return identity.judge(rec, daemon, FakeTable(*procs), instance=instance, host=HOST)
+
+
+def test_gone_process_is_stale():
+    verdict = judge(record())
+    assert verdict.status == "stale"
+    assert "no process with PID 4242" in verdict.reason
+
+
+def test_zombie_is_stale():
+    proc = FakeProc(4242, ("refsuite-qm",), status="zombie")
+    assert judge(record(), QM, proc).status == "stale"
+
+
+def test_pid_only_record_of_matching_daemon_is_live():
+    proc = FakeProc(4242, ("refsuite-qm", "--config", "/etc/a.ini"))
+    verdict = judge(record(), QM, proc)
+    assert verdict == identity.Verdict("live", verdict.reason)
+    assert "matches daemon 'qm'" in verdict.reason
+
+
+def test_pid_only_record_reused_by_other_program_is_stale():
+    proc = FakeProc(4242, ("sleep", "300"), exe="/usr/bin/sleep")
+    verdict = judge(record(), QM, proc)
+    assert verdict.status == "stale"
+    assert "sleep 300" in verdict.reason and "does not match" in verdict.reason
+
+
+def test_pid_only_record_of_other_instance_is_stale():
+    proc = FakeProc(4242, ("refsuite-qm", "--config", "/etc/b.ini"))
+    assert judge(record(), QM, proc, instance="/etc/a.ini").status == "stale"
+    assert judge(record(), QM, proc, instance="/etc/b.ini").status == "live"
+
+
+def test_exe_rule_applies_only_when_exe_is_readable():
+    wrong_exe = FakeProc(4242, ("refsuite-sms",), exe="/usr/bin/perl")
+    assert judge(record(name="sms"), SMS, wrong_exe).status == "stale"
+    unreadable = FakeProc(4242, ("refsuite-sms",), exe=None)
+    assert judge(record(name="sms"), SMS, unreadable).status == "live"
+
+
+def test_start_time_within_tolerance_is_live():
+    proc = FakeProc(4242, ("anything",), create_time=1000.9)
+    verdict = judge(record(start_time=1000.0), QM, proc)
+    assert verdict.status == "live"
+
+
+def test_start_time_beyond_tolerance_is_stale():
+    proc = FakeProc(4242, ("refsuite-qm",), create_time=1001.2)
+    verdict = judge(record(start_time=1000.0), QM, proc)
+    assert verdict.status == "stale"
+    assert "reused" in verdict.reason
+
+
+def test_start_time_unreadable_is_unknown():
+    proc = FakeProc(4242, ("refsuite-qm",), create_time=None)
+    assert judge(record(start_time=1000.0), QM, proc).status == "unknown"
+
+
+def test_recorded_exe_differs_is_stale_even_with_right_start_time():
+    proc = FakeProc(4242, ("refsuite-qm",), exe="/usr/bin/bash", create_time=1000.0)
+    rec = record(start_time=1000.0, exe="/usr/bin/python3")
+    verdict = judge(rec, QM, proc)
+    assert verdict.status == "stale" and "/usr/bin/bash" in verdict.reason
+
+
+def test_recorded_exe_deleted_suffix_is_same_program():
+    proc = FakeProc(4242, ("refsuite-qm",), exe="/usr/bin/python3 (deleted)")
+    assert judge(record(exe="/usr/bin/python3"), QM, proc).status == "live"
+
+
+def test_recorded_exe_unreadable_is_unknown():
+    proc = FakeProc(4242, ("refsuite-qm",), exe=None)
+    assert judge(record(exe="/usr/bin/python3"), QM, proc).status == "unknown"
+
+
+def test_other_boot_is_stale_without_looking_at_the_pid():
+    verdict = judge(record(boot_id="boot-before"), QM)
+    assert verdict.status == "stale" and "another boot" in verdict.reason
+
+
+def test_record_of_another_host_is_unknown():
+    proc = FakeProc(4242, ("sleep", "300"))
+    verdict = judge(record(host="node2"), QM, proc)
+    assert verdict.status == "unknown" and "node2" in verdict.reason
+    assert judge(record(host="NODE1"), QM, proc).status == "stale"  # short name, any case
+
+
+def test_invalid_and_refused_records_are_never_looked_up():
+    class Exploding:
+        def get(self, pid):
+            raise AssertionError("an invalid record must not be looked up")
+
+    invalid = record(pid=None, raw_pid="-1", invalid_reason="PID -1 is not a process id")
+    verdict = identity.judge(invalid, QM, Exploding(), host=HOST)
+    assert verdict.status == "invalid" and "-1" in verdict.reason
+    refused = record(pid=None, raw_pid=None, error="refused: pidfile is a symlink (insecure)")
+    assert identity.judge(refused, QM, Exploding(), host=HOST).status == "unknown"
+
+
+def test_pid_only_record_without_daemon_is_unknown():
+    proc = FakeProc(4242, ("sleep", "300"))
+    assert judge(record(name="ghost"), None, proc).status == "unknown"
+
+
+def test_daemon_for_maps_instance_suffixes():
+    daemons = {d.name: d for d in PROFILE.daemons}
+    assert identity.daemon_for("qm", daemons) is QM
+    assert identity.daemon_for("data_server.1", daemons).name == "data_server"
+    assert identity.daemon_for("data_server_2", daemons).name == "data_server"
+    assert identity.daemon_for("qmx", daemons) is None
+    assert identity.daemon_for("unknown", daemons) is None
+
+
+@pytest.fixture
+def sleeper():
+    proc = subprocess.Popen(
+        ["refsuite-qm", "-c", "import time; time.sleep(60)"], executable=sys.executable
+    )
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_psutil_facts_of_a_real_process(sleeper):
+    for _ in range(50):  # wait until the exec has happened
+        if psutil.Process(sleeper.pid).cmdline()[:1] == ["refsuite-qm"]:
+            break
+        time.sleep(0.02)
+    created = psutil.Process(sleeper.pid).create_time()
+    rec = record(pid=sleeper.pid, start_time=created, exe=os.path.realpath(sys.executable))
+    assert identity.judge(rec, QM).status == "live"
+    assert identity.judge(record(pid=sleeper.pid), QM).status == "live"
+    other = record(pid=sleeper.pid, name="sms")
+    assert identity.judge(other, SMS).status == "stale"
+    assert identity.judge(record(pid=sleeper.pid, start_time=created - 5), QM).status == "stale"
