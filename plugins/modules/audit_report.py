@@ -1,0 +1,188 @@
+#!/usr/bin/python
+# Copyright: daemonops.suite contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: audit_report
+short_description: Write a fleet health audit report from health_info results
+version_added: "0.1.0"
+description:
+  - Aggregates the results of M(daemonops.suite.health_info) collected from many hosts into one
+    report and writes it on the controller in up to five formats, namely JSON (all data and a summary),
+    Markdown (summary, hosts by daemons table, problems), a self-contained HTML page (no external
+    resources; colour per state, filter for unhealthy rows, details per cell), JUnit XML (one
+    test case per host and daemon, for CI) and the Prometheus text exposition format (for the
+    node_exporter textfile collector).
+  - This is an action plugin. It runs on the controller only and never connects to a target;
+    the module part exists for documentation and fails if it is ever executed on a target.
+  - Each file is written atomically (a temporary file in O(dest), then a rename), so a reader
+    such as node_exporter never sees a half-written report.
+  - The report is written even when hosts are unhealthy or unreachable; the task itself does
+    not fail for that. Use RV(unhealthy_hosts) to fail afterwards, as the
+    P(daemonops.suite.health_audit#role) role does.
+author: daemonops.suite developers (@daemonops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  action:
+    support: full
+    details: The whole work is done by the action plugin on the controller.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: In check mode the report is built and the counts are returned, but no file is written.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+    details: Runs on the controller.
+options:
+  results:
+    description:
+      - The health results by inventory host name, usually collected with C(hostvars) after
+        a registered M(daemonops.suite.health_info) task.
+      - A value is either a health_info result, or a result registered for a host that was
+        unreachable (C(unreachable=true) and C(msg)) or where health_info failed
+        (C(failed=true) and C(msg)). Unreachable and failed hosts appear in the report as such.
+    type: dict
+    required: true
+  dest:
+    description:
+      - Directory on the controller to write the report files to. It is created if missing.
+    type: path
+    required: true
+  formats:
+    description:
+      - The formats to write. Each gets a file named after O(basename) with the suffix
+        C(.json), C(.md), C(.html), C(.junit.xml) or C(.prom).
+    type: list
+    elements: str
+    choices: [json, markdown, html, junit, prometheus]
+    default: [json, markdown, html, junit, prometheus]
+  basename:
+    description:
+      - File name of the reports without the suffix.
+    type: str
+    default: health_audit
+seealso:
+  - module: daemonops.suite.health_info
+"""
+
+EXAMPLES = r"""
+- name: Check every host
+  daemonops.suite.health_info:
+    profile: refsuite
+  register: health
+  ignore_errors: true
+  ignore_unreachable: true
+
+- name: Write the fleet report on the controller
+  daemonops.suite.audit_report:
+    results: "{{ dict(ansible_play_hosts_all | zip(ansible_play_hosts_all | map('extract', hostvars, 'health'))) }}"
+    dest: "{{ playbook_dir }}/reports"
+    formats: [json, html, junit]
+  run_once: true
+  delegate_to: localhost
+  register: audit
+
+- name: Fail when a host is unhealthy, after the report is written
+  ansible.builtin.assert:
+    that: audit.unhealthy_hosts | length == 0
+    fail_msg: "Unhealthy: {{ audit.unhealthy_hosts | join(', ') }}; see {{ audit.files.html }}"
+  run_once: true
+"""
+
+RETURN = r"""
+files:
+  description: The path of each file written (or that would be written in check mode), by format.
+  returned: always
+  type: dict
+  sample:
+    json: /srv/audit/health_audit.json
+    markdown: /srv/audit/health_audit.md
+    html: /srv/audit/health_audit.html
+    junit: /srv/audit/health_audit.junit.xml
+    prometheus: /srv/audit/health_audit.prom
+summary:
+  description: Counts of hosts by status and of daemons by state, and client connections.
+  returned: always
+  type: dict
+  sample:
+    hosts: 4
+    healthy: 2
+    unhealthy: 1
+    unreachable: 1
+    failed: 0
+    daemons: {total: 27, online: 24, degraded: 0, offline: 1, unused: 2, unknown: 0}
+    clients: 3
+healthy:
+  description: Whether every host is healthy (reachable and no daemon offline or degraded).
+  returned: always
+  type: bool
+  sample: false
+unhealthy_hosts:
+  description: Hosts that are not healthy (a daemon offline or degraded, unreachable, or failed).
+  returned: always
+  type: list
+  elements: str
+  sample: [db2, web3]
+unreachable_hosts:
+  description: Hosts that could not be reached.
+  returned: always
+  type: list
+  elements: str
+  sample: [web3]
+problems:
+  description: The first 50 problems, each naming the host, the daemon and its state.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {host: db2, daemon: stpd, state: offline, problem: stpd offline}
+generated_at:
+  description: When the report was generated (ISO 8601, UTC).
+  returned: always
+  type: str
+  sample: "2024-11-29T14:20:00.500000Z"
+msg:
+  description: One-line summary of the audit.
+  returned: always
+  type: str
+  sample: "4 hosts: 2 healthy, 1 unhealthy, 1 unreachable, 0 failed; ..."
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            results=dict(type="dict", required=True),
+            dest=dict(type="path", required=True),
+            formats=dict(
+                type="list",
+                elements="str",
+                choices=["json", "markdown", "html", "junit", "prometheus"],
+                default=["json", "markdown", "html", "junit", "prometheus"],
+            ),
+            basename=dict(type="str", default="health_audit"),
+        ),
+        supports_check_mode=True,
+    )
+    module.fail_json(
+        msg="daemonops.suite.audit_report runs on the controller only, through its action "
+        "plugin; it was executed as a module on a target. Call it as "
+        "daemonops.suite.audit_report (not through ansible.builtin.raw/script or a module "
+        "redirect) with the collection installed on the controller."
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,585 @@
+# Copyright: daemonops.suite contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests of the fleet audit aggregation and its five renderers (synthetic results)."""
+
+from __future__ import annotations
+
+import datetime
+import html.parser
+import json
+import re
+import time
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import pytest
+
+from ansible_collections.daemonops.suite.plugins.plugin_utils import audit_report as ar
+
+GENERATED_AT = 1732890000.5
+HOSTILE_HOST = '<script>alert("x")</script>\'&|*_\\\nrow'
+HOSTILE_DAEMON = 'd"<b>&\\|`x`\n'
+
+
+def port(number: int, clients: int = 0, listening: bool = True, owned: bool = True) -> dict:
+    return {
+        "port": number,
+        "listening": listening,
+        "owned": owned,
+        "holder": None if owned else "nginx[812]",
+        "addresses": ["127.0.0.1"],
+        "clients": clients,
+        "peers": [f"127.0.0.1:{50000 + i}" for i in range(clients)],
+        "probe": {"ok": listening, "detail": "HTTP 200" if listening else "refused"},
+    }
+
+
+def daemon(state: str, *ports: dict, problems: list[str] | None = None) -> dict:
+    return {
+        "state": state,
+        "essential": True,
+        "problems": problems if problems is not None else [],
+        "pids": [] if state in ("offline", "unused") else [4242],
+        "count": 0 if state in ("offline", "unused") else 1,
+        "expected_count": {"min": 1, "max": None},
+        "ancestry": None,
+        "start_time": 1732880000.0,
+        "uptime": 3600.2,
+        "ports": list(ports),
+        "pid_record": {"status": "consistent", "pid": 4242, "reason": None},
+    }
+
+
+def health(daemons: dict[str, dict], host: str = "h") -> dict:
+    bad = [
+        p for d in daemons.values() if d["state"] in ("offline", "degraded") for p in d["problems"]
+    ]
+    return {
+        "changed": False,
+        "failed": False,
+        "status": "FAILURE" if bad else "SUCCESS",
+        "msg": "; ".join(bad) if bad else "All daemons online",
+        "status_lines": [f"{n} : {d['state']}" for n, d in daemons.items()],
+        "roles": ["server"],
+        "profile": "refsuite",
+        "host": host,
+        "summary": {},
+        "daemons": daemons,
+    }
+
+
+def fleet() -> dict[str, Any]:
+    return {
+        "web2": health(
+            {
+                "qm": daemon("online"),
+                "stpd": daemon("offline", problems=["stpd offline"]),
+                "ui": daemon(
+                    "degraded",
+                    port(11401, listening=False, owned=False),
+                    problems=["ui port 11401 held by nginx[812]"],
+                ),
+                "ctrl": daemon("unused"),
+            }
+        ),
+        "web1": health(
+            {
+                "qm": daemon("online"),
+                "stpd": daemon("online", port(11000, clients=2), port(11443)),
+                "ui": daemon("online", port(11401, clients=1)),
+                "ctrl": daemon("unused"),
+            }
+        ),
+        "client1": health({"qm": daemon("online"), "sshd": daemon("online")}),
+        "gone": {"unreachable": True, "msg": "Failed to connect to the host via ssh"},
+        "broken": {"failed": True, "msg": "profile refsuite: unknown key 'foo'"},
+    }
+
+
+@pytest.fixture
+def report() -> dict:
+    return ar.build_report(fleet(), GENERATED_AT)
+
+
+@pytest.fixture
+def hostile() -> dict:
+    return ar.build_report(
+        {
+            HOSTILE_HOST: health(
+                {
+                    HOSTILE_DAEMON: daemon(
+                        "offline", problems=['<img src=x onerror="alert(1)"> & \\ "q"']
+                    ),
+                    "qm": daemon("online", port(1, clients=1)),
+                }
+            ),
+            'x"}\\ 1\nfake_metric 1': {"unreachable": True, "msg": "</error><x>\x00\x1b"},
+        },
+        GENERATED_AT,
+    )
+
+
+# ----------------------------------------------------------------------------- build_report
+
+
+def test_build_report_classifies_hosts_and_counts(report: dict) -> None:
+    assert list(report["hosts"]) == ["broken", "client1", "gone", "web1", "web2"]
+    status = {h: e["status"] for h, e in report["hosts"].items()}
+    assert status == {
+        "broken": "failed",
+        "client1": "healthy",
+        "gone": "unreachable",
+        "web1": "healthy",
+        "web2": "unhealthy",
+    }
+    s = report["summary"]
+    assert (s["hosts"], s["healthy"], s["unhealthy"], s["unreachable"], s["failed"]) == (
+        5,
+        2,
+        1,
+        1,
+        1,
+    )
+    assert s["daemons"] == {
+        "total": 10,
+        "online": 6,
+        "degraded": 1,
+        "offline": 1,
+        "unused": 2,
+        "unknown": 0,
+    }
+    assert s["clients"] == 3
+    assert report["unhealthy_hosts"] == ["broken", "gone", "web2"]
+    assert report["unreachable_hosts"] == ["gone"]
+    assert report["healthy"] is False
+    # column order: each host's order kept (client1, sorted first, has qm then sshd)
+    assert report["daemon_names"] == ["qm", "stpd", "ui", "ctrl", "sshd"]
+    assert report["generated_at"] == "2024-11-29T14:20:00.500000Z"
+    assert report["generated_at_epoch"] == GENERATED_AT
+
+
+def test_build_report_problems_name_host_and_daemon(report: dict) -> None:
+    assert report["problems"] == [
+        {
+            "host": "broken",
+            "daemon": "",
+            "state": "failed",
+            "problem": "profile refsuite: unknown key 'foo'",
+        },
+        {
+            "host": "gone",
+            "daemon": "",
+            "state": "unreachable",
+            "problem": "Failed to connect to the host via ssh",
+        },
+        {"host": "web2", "daemon": "stpd", "state": "offline", "problem": "stpd offline"},
+        {
+            "host": "web2",
+            "daemon": "ui",
+            "state": "degraded",
+            "problem": "ui port 11401 held by nginx[812]",
+        },
+    ]
+    assert report["hosts"]["web1"]["daemons"]["stpd"]["clients"] == 2
+    assert report["hosts"]["web2"]["summary"]["offline"] == 1
+
+
+def test_build_report_keeps_every_field_of_the_result(report: dict) -> None:
+    stpd = report["hosts"]["web1"]["daemons"]["stpd"]
+    assert stpd["pid_record"]["status"] == "consistent"
+    assert stpd["ports"][0]["peers"] == ["127.0.0.1:50000", "127.0.0.1:50001"]
+    assert report["hosts"]["web1"]["profile"] == "refsuite"
+
+
+def test_daemon_columns_keep_profile_order_whichever_host_comes_first() -> None:
+    server = ["qm", "db", "ui", "passd", "sms", "data_server", "stpd", "ctrl", "sshd", "sepuler"]
+    client = ["qm", "ctrl", "sshd"]
+    for names in ({"a": client, "b": server}, {"a": server, "b": client}):
+        results = {h: health({n: daemon("online") for n in ds}) for h, ds in names.items()}
+        assert ar.build_report(results, GENERATED_AT)["daemon_names"] == server
+    results = {"a": health({"y": daemon("online")}), "b": health({"x": daemon("online")})}
+    assert ar.build_report(results, GENERATED_AT)["daemon_names"] == ["x", "y"]
+
+
+def test_empty_fleet_is_healthy() -> None:
+    r = ar.build_report({}, GENERATED_AT)
+    assert r["healthy"] is True
+    assert r["unhealthy_hosts"] == []
+    assert r["summary"]["hosts"] == 0
+    for fmt in ar.FORMATS:
+        assert ar.render(r, fmt)
+    assert "No hosts in this audit." in ar.to_markdown(r)
+    suite = ET.fromstring(ar.to_junit(r)).find("testsuite")
+    assert suite is not None and suite.get("tests") == "0"
+
+
+def test_missing_problems_and_unknown_state_are_reported() -> None:
+    r = ar.build_report(
+        {
+            "a": {"status": "FAILURE", "msg": "", "daemons": {"qm": {"state": "offline"}}},
+            "b": {"daemons": {"qm": {"state": "exploded"}}},
+            "c": {"status": "FAILURE", "msg": "something else failed", "daemons": {}},
+            "d": {"changed": False, "skipped": True},
+            "e": "nonsense",
+        },
+        GENERATED_AT,
+    )
+    assert r["hosts"]["a"]["daemons"]["qm"]["problems"] == ["qm offline"]
+    assert r["hosts"]["b"]["daemons"]["qm"]["state"] == "unknown"
+    assert r["hosts"]["b"]["daemons"]["qm"]["reported_state"] == "exploded"
+    assert r["hosts"]["b"]["status"] == "unhealthy"
+    assert r["hosts"]["c"]["status"] == "unhealthy"
+    assert r["hosts"]["c"]["problems"][0]["problem"] == "something else failed"
+    assert r["hosts"]["d"]["status"] == "failed"
+    assert "skipped" in r["hosts"]["d"]["msg"]
+    assert r["hosts"]["e"]["status"] == "failed"
+    assert r["unhealthy_hosts"] == ["a", "b", "c", "d", "e"]
+
+
+def test_generated_at_accepts_datetime_and_rejects_garbage() -> None:
+    when = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    assert ar.build_report({}, when)["generated_at"] == "2024-01-02T03:04:05Z"
+    with pytest.raises(ar.AuditReportError, match="generated_at"):
+        ar.build_report({}, "yesterday")
+    with pytest.raises(ar.AuditReportError, match="results must be a mapping"):
+        ar.build_report([], GENERATED_AT)  # type: ignore[arg-type]
+
+
+def test_render_unknown_format_names_the_choices(report: dict) -> None:
+    with pytest.raises(ar.AuditReportError, match=r"formats: unknown format 'pdf'.*json"):
+        ar.render(report, "pdf")
+
+
+# ----------------------------------------------------------------------------- JSON
+
+
+def test_json_round_trips(report: dict) -> None:
+    data = json.loads(ar.to_json(report))
+    assert data == json.loads(json.dumps(report))
+    assert data["summary"]["unhealthy"] == 1
+    assert data["hosts"]["web2"]["daemons"]["stpd"]["state"] == "offline"
+
+
+def test_json_hostile_names_round_trip(hostile: dict) -> None:
+    data = json.loads(ar.to_json(hostile))
+    assert HOSTILE_HOST in data["hosts"]
+    assert HOSTILE_DAEMON in data["hosts"][HOSTILE_HOST]["daemons"]
+
+
+# ----------------------------------------------------------------------------- Markdown
+
+
+def test_markdown_summary_table_and_problems(report: dict) -> None:
+    md = ar.to_markdown(report)
+    lines = md.splitlines()
+    assert lines[0] == "# Daemon health audit"
+    assert "5 hosts: 2 healthy, 1 unhealthy, 1 unreachable, 1 failed" in lines[2]
+    header = next(line for line in lines if line.startswith("| Host |"))
+    assert header == "| Host | Status | qm | stpd | ui | ctrl | sshd |"
+    table = [line for line in lines if line.startswith("| ")]
+    assert all(line.count(" |") == header.count(" |") for line in table), table
+    web2 = next(line for line in table if line.startswith("| web2 "))
+    assert web2 == "| web2 | **unhealthy** | online | **offline** | **degraded** | unused | · |"
+    web1 = next(line for line in table if line.startswith("| web1 "))
+    assert "online (2 clients)" in web1 and "online (1 client)" in web1
+    assert "| gone | **unreachable** |" in md
+    problems = lines[lines.index("## Problems") :]
+    assert "- **web2 / stpd** (offline): stpd offline" in problems
+    assert "- **gone** (unreachable): Failed to connect to the host via ssh" in problems
+
+
+def test_markdown_escapes_hostile_names(hostile: dict) -> None:
+    md = ar.to_markdown(hostile)
+    assert not re.search(r"(?<!\\)[<>]", md), "unescaped < or > would be raw HTML"
+    assert "\x00" not in md and "\x1b" not in md
+    assert r"\<script\>" in md
+    header = next(line for line in md.splitlines() if line.startswith("| Host |"))
+    # the pipe inside the daemon name is escaped: still 4 cells (Host, Status, 2 daemons)
+    assert len(re.split(r"(?<!\\)\|", header)) == 6
+    rows = [line for line in md.splitlines() if line.startswith("|")]
+    assert len(rows) == 4  # header, rule, two hosts: the newline in a name did not split a row
+    for row in rows:
+        assert len(re.split(r"(?<!\\)\|", row)) == 6, row
+
+
+def test_markdown_healthy_fleet_says_no_problems() -> None:
+    r = ar.build_report({"a": health({"qm": daemon("online")})}, GENERATED_AT)
+    assert "None: every host is healthy." in ar.to_markdown(r)
+
+
+# ----------------------------------------------------------------------------- HTML
+
+
+class _Collector(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.stack: list[str] = []
+        self.cells: list[tuple[str, str]] = []  # (class, text) of td in #audit
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse_html(page: str) -> _Collector:
+    c = _Collector()
+    c.feed(page)
+    c.close()
+    return c
+
+
+def test_html_is_self_contained_with_table_filter_and_colours(report: dict) -> None:
+    page = ar.to_html(report)
+    parsed = parse_html(page)
+    tags = [t for t, _attrs in parsed.tags]
+    assert tags.count("script") == 1 and tags.count("style") == 1
+    for tag, attrs in parsed.tags:
+        assert "src" not in attrs and "href" not in attrs, (tag, attrs)
+    assert "http://" not in page and "https://" not in page and "@import" not in page
+    assert 'id="only-unhealthy"' in page and "Show only unhealthy rows" in page
+    rows = [a for t, a in parsed.tags if t == "tr" and "data-host" in a]
+    assert [(a["data-host"], a["data-healthy"]) for a in rows] == [
+        ("broken", "0"),
+        ("client1", "1"),
+        ("gone", "0"),
+        ("web1", "1"),
+        ("web2", "0"),
+    ]
+    classes = [a.get("class") for t, a in parsed.tags if t == "td"]
+    for state in ("online", "degraded", "offline", "unused", "unreachable", "failed", "na"):
+        assert state in classes, state
+    css = page[page.index("<style>") : page.index("</style>")]
+    for state, colour in (
+        ("online", "#c8efc8"),
+        ("degraded", "#ffd27a"),
+        ("offline", "#f49a9a"),
+        ("unused", "#ddd"),
+        ("unreachable", "#333"),
+    ):
+        assert f".{state}{{background:{colour}" in css
+    # details per cell: pids, ports with listening/owned and clients with peers
+    titles = [a["title"] for t, a in parsed.tags if t == "td" and a.get("title")]
+    stpd = next(t for t in titles if t.startswith("stpd: pids: 4242"))
+    assert "port 11000: listening, owned, probe ok: HTTP 200; 2 clients" in stpd
+    assert "127.0.0.1:50000, 127.0.0.1:50001" in stpd
+    ui = next(t for t in titles if "port 11401: NOT listening, NOT owned" in t)
+    assert "held by nginx[812]" in ui
+    text = "".join(parsed.text)
+    assert "web2 / stpd (offline): stpd offline" in text
+
+
+def test_html_escapes_hostile_names(hostile: dict) -> None:
+    page = ar.to_html(hostile)
+    parsed = parse_html(page)
+    tags = [t for t, _attrs in parsed.tags]
+    assert tags.count("script") == 1 and "img" not in tags and "b" not in tags
+    rows = [a for t, a in parsed.tags if t == "tr" and "data-host" in a]
+    assert {a["data-host"] for a in rows} == {HOSTILE_HOST, 'x"}\\ 1\nfake_metric 1'}
+    headers = "".join(parsed.text)
+    assert HOSTILE_DAEMON in headers
+    assert '<img src=x onerror="alert(1)"> & \\ "q"' in headers
+
+
+# ----------------------------------------------------------------------------- JUnit
+
+
+def test_junit_one_suite_one_case_per_host_and_daemon(report: dict) -> None:
+    root = ET.fromstring(ar.to_junit(report))
+    suites = root.findall("testsuite")
+    assert len(suites) == 1
+    suite = suites[0]
+    cases = suite.findall("testcase")
+    got = {(c.get("classname"), c.get("name")) for c in cases}
+    assert got == {
+        ("broken", "failed"),
+        ("client1", "qm"),
+        ("client1", "sshd"),
+        ("gone", "unreachable"),
+        ("web1", "qm"),
+        ("web1", "stpd"),
+        ("web1", "ui"),
+        ("web1", "ctrl"),
+        ("web2", "qm"),
+        ("web2", "stpd"),
+        ("web2", "ui"),
+        ("web2", "ctrl"),
+    }
+    assert suite.get("tests") == "12"
+    assert suite.get("failures") == "2"
+    assert suite.get("errors") == "2"
+    assert suite.get("skipped") == "2"
+    by_key = {(c.get("classname"), c.get("name")): c for c in cases}
+    fail = by_key[("web2", "stpd")].find("failure")
+    assert fail is not None and fail.get("type") == "offline"
+    assert fail.get("message") == "stpd offline"
+    degraded = by_key[("web2", "ui")].find("failure")
+    assert degraded is not None and degraded.get("type") == "degraded"
+    assert "held by nginx[812]" in (degraded.text or "")
+    err = by_key[("gone", "unreachable")].find("error")
+    assert err is not None and err.get("message") == "Failed to connect to the host via ssh"
+    assert by_key[("broken", "failed")].find("error") is not None
+    assert by_key[("web1", "ctrl")].find("skipped") is not None
+    assert list(by_key[("web1", "qm")]) == []
+
+
+def test_junit_escapes_hostile_names(hostile: dict) -> None:
+    text = ar.to_junit(hostile)
+    root = ET.fromstring(text)  # well-formed despite <, &, quotes, NUL and ESC
+    cases = root.find("testsuite").findall("testcase")  # type: ignore[union-attr]
+    classnames = {c.get("classname") for c in cases}
+    assert HOSTILE_HOST in classnames  # attribute newlines survive as &#10;
+    names = {c.get("name") for c in cases}
+    assert HOSTILE_DAEMON in names
+    failure = next(c for c in cases if c.get("name") == HOSTILE_DAEMON).find("failure")
+    assert failure is not None
+    assert failure.get("message") == '<img src=x onerror="alert(1)"> & \\ "q"'
+    error = next(c for c in cases if c.get("name") == "unreachable").find("error")
+    assert error is not None
+    assert error.get("message") == "</error><x>\ufffd\ufffd"
+
+
+# ----------------------------------------------------------------------------- Prometheus
+
+METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL_VALUE = r'"(?:[^"\\\n]|\\[\\"n])*"'
+LABEL = rf"[a-zA-Z_][a-zA-Z0-9_]*={LABEL_VALUE}"
+SAMPLE = re.compile(
+    rf"^(?P<name>{METRIC_NAME})(?:\{{(?P<labels>{LABEL}(?:,{LABEL})*)\}})? "
+    r"(?P<value>[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|Inf|NaN))$"
+)
+HELP = re.compile(rf"^# HELP (?P<name>{METRIC_NAME}) (?:[^\\\n]|\\[\\n])*$")
+TYPE = re.compile(rf"^# TYPE (?P<name>{METRIC_NAME}) (?:counter|gauge|histogram|summary|untyped)$")
+LABEL_PAIR = re.compile(rf"([a-zA-Z_][a-zA-Z0-9_]*)=({LABEL_VALUE})")
+
+
+def unescape_label(value: str) -> str:
+    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), value[1:-1])
+
+
+def parse_prometheus(text: str) -> dict[str, list[tuple[dict[str, str], str]]]:
+    """Strict line-by-line check of the text exposition format; returns samples by family."""
+    assert text.endswith("\n")
+    families: dict[str, list[tuple[dict[str, str], str]]] = {}
+    helped: set[str] = set()
+    typed: set[str] = set()
+    current = None
+    seen_series: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    for line in text.splitlines():
+        if line.startswith("# HELP"):
+            m = HELP.match(line)
+            assert m, line
+            name = m["name"]
+            assert name not in families, f"family {name} is not contiguous"
+            helped.add(name)
+            current = name
+            families[name] = []
+        elif line.startswith("# TYPE"):
+            m = TYPE.match(line)
+            assert m, line
+            assert m["name"] == current and current in helped and current not in typed, line
+            typed.add(current)
+        else:
+            m = SAMPLE.match(line)
+            assert m, f"bad sample line: {line!r}"
+            assert m["name"] == current and current in typed, line
+            labels = {k: unescape_label(v) for k, v in LABEL_PAIR.findall(m["labels"] or "")}
+            key = (m["name"], tuple(sorted(labels.items())))
+            assert key not in seen_series, f"duplicate series {key}"
+            seen_series.add(key)
+            families[current].append((labels, m["value"]))
+    return families
+
+
+def test_prometheus_format_and_values(report: dict) -> None:
+    fams = parse_prometheus(ar.to_prometheus(report))
+    assert set(fams) >= {
+        "daemonops_daemon_up",
+        "daemonops_daemon_clients",
+        "daemonops_host_healthy",
+        "daemonops_audit_timestamp_seconds",
+    }
+    up = {(lb["host"], lb["daemon"]): (lb["state"], v) for lb, v in fams["daemonops_daemon_up"]}
+    assert up[("web2", "stpd")] == ("offline", "0")
+    assert up[("web2", "ui")] == ("degraded", "0")
+    assert up[("web1", "stpd")] == ("online", "1")
+    assert up[("web1", "ctrl")] == ("unused", "0")
+    assert len(up) == 10
+    clients = {(lb["host"], lb["daemon"]): v for lb, v in fams["daemonops_daemon_clients"]}
+    assert clients[("web1", "stpd")] == "2" and clients[("web1", "ui")] == "1"
+    healthy = {lb["host"]: v for lb, v in fams["daemonops_host_healthy"]}
+    assert healthy == {"broken": "0", "client1": "1", "gone": "0", "web1": "1", "web2": "0"}
+    reachable = {lb["host"]: v for lb, v in fams["daemonops_host_reachable"]}
+    assert reachable["gone"] == "0" and reachable["broken"] == "0" and reachable["web2"] == "1"
+    (ts,) = fams["daemonops_audit_timestamp_seconds"]
+    assert ts == ({}, "1732890000.5")
+    by_status = {lb["status"]: v for lb, v in fams["daemonops_audit_hosts"]}
+    assert by_status == {"healthy": "2", "unhealthy": "1", "unreachable": "1", "failed": "1"}
+
+
+def test_prometheus_escapes_hostile_labels(hostile: dict) -> None:
+    text = ar.to_prometheus(hostile)
+    fams = parse_prometheus(text)  # a label breaking out would fail the line check
+    hosts = {lb["host"] for lb, _value in fams["daemonops_host_healthy"]}
+    assert hosts == {HOSTILE_HOST, 'x"}\\ 1\nfake_metric 1'}
+    daemons = {lb["daemon"] for lb, _value in fams["daemonops_daemon_up"]}
+    assert daemons == {HOSTILE_DAEMON, "qm"}
+    assert not any(line.startswith("fake_metric") for line in text.splitlines())
+
+
+def test_prometheus_empty_fleet_still_has_timestamp() -> None:
+    fams = parse_prometheus(ar.to_prometheus(ar.build_report({}, 5)))
+    assert fams["daemonops_daemon_up"] == []
+    assert fams["daemonops_audit_timestamp_seconds"] == [({}, "5.0")]
+
+
+# ----------------------------------------------------------------------------- scale
+
+
+def test_thousand_hosts_aggregate_in_linear_time() -> None:
+    names = ["qm", "db", "ui", "passd", "sms", "data_server", "stpd", "ctrl", "sshd", "sepuler"]
+    results = {}
+    for i in range(1000):
+        daemons = {n: daemon("online", port(11000 + j, clients=j % 3)) for j, n in enumerate(names)}
+        if i % 10 == 0:
+            daemons["stpd"] = daemon("offline", problems=["stpd offline"])
+        results[f"host{i:04d}"] = health(daemons)
+    start = time.perf_counter()
+    r = ar.build_report(results, GENERATED_AT)
+    elapsed = time.perf_counter() - start
+    assert len(r["unhealthy_hosts"]) == 100
+    # the contract is <= 1 ms per host; measured ~0.05 ms, so this only catches blow-ups
+    assert elapsed < 1.0, f"build_report took {elapsed:.3f} s for 1000 hosts"
+    start = time.perf_counter()
+    for fmt in ar.FORMATS:
+        assert ar.render(r, fmt)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 5.0, f"rendering five formats took {elapsed:.3f} s for 1000 hosts"
+
+
+# ----------------------------------------------------------------------------- module stub
+
+
+def test_module_spec_matches_action_spec_and_module_refuses_to_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ansible_collections.daemonops.suite.plugins.modules import audit_report as module
+
+    seen: dict[str, Any] = {}
+
+    class FakeModule:
+        def __init__(self, **kwargs: Any) -> None:
+            seen.update(kwargs)
+
+        def fail_json(self, **kwargs: Any) -> None:
+            seen["failed_with"] = kwargs["msg"]
+            raise SystemExit(1)
+
+    monkeypatch.setattr(module, "AnsibleModule", FakeModule)
+    with pytest.raises(SystemExit):
+        module.main()
+    assert seen["argument_spec"] == ar.ARGUMENT_SPEC
+    assert "runs on the controller only" in seen["failed_with"]
