@@ -8,7 +8,7 @@ cd "$top"
 
 APT_PACKAGES=(podman runc debootstrap uidmap slirp4netns fuse-overlayfs
   postgresql postgresql-client chromium lsof net-tools iproute2 procps
-  python3-venv git make)
+  python3-venv git make shellcheck openssl)
 
 sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

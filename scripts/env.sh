@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Source this file: `. scripts/env.sh`. Activates the project's virtualenv and points Ansible,
 # podman and Python at this checkout.
 _top=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd)

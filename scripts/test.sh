@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # stage_* functions are called indirectly through run_stage
 # The project's test command (README: `make test`). Installs what it needs, then runs every gate:
 #   bootstrap ruff unit integration argspec changelog sanity lint molecule
 # Run a subset with `scripts/test.sh unit integration`; SKIP_MOLECULE=1 leaves molecule out.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
+cd "$top" || exit 1
 exec </dev/null
 
 ALL=(bootstrap ruff unit integration argspec changelog sanity lint molecule)

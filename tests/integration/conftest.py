@@ -52,7 +52,7 @@ def free_port() -> Callable[..., int]:
     given: set[int] = set()
 
     def factory(address: str = "127.0.0.1") -> int:
-        for _ in range(50):
+        for _unused in range(50):
             port = find_free_port(address)
             if port not in given:
                 given.add(port)

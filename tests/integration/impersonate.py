@@ -350,14 +350,14 @@ def child_main() -> None:  # pragma: no cover - runs in the impersonated process
     spec = json.loads(os.environ[SPEC_ENV])
     program = os.environ[PROGRAM_ENV]
     ready_dir = os.environ[READY_ENV]
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGTERM, lambda *_unused: os._exit(0))
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children that die are reaped at once
     _set_comm(spec["name"])
     listeners = [_listen(address, port) for address, port in spec["ports"]]
     bound = [[sock.getsockname()[0], sock.getsockname()[1]] for sock in listeners]
     for child in spec["children"]:
         spawn(child, ready_dir, program, False)
-    for _ in range(spec.get("threads", 0)):
+    for _unused in range(spec.get("threads", 0)):
         threading.Thread(target=lambda: time.sleep(10**6), daemon=True).start()
     report = {"name": spec["name"], "pid": os.getpid(), "ppid": os.getppid(), "ports": bound}
     tmp = os.path.join(ready_dir, f".ready-{os.getpid()}.tmp")

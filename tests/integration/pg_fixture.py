@@ -7,7 +7,7 @@ unix socket in that directory, yields a libpq DSN and stops the server (and remo
 directory) at the end.  As root, the server runs as the ``postgres`` OS user (PostgreSQL refuses
 to run as root) and the directory is chowned to it.  Nothing outside the temp directory is used.
 
-Use it from a test module with ``from pg_fixture import postgres_dsn  # noqa: F401``.
+Use it from a test module with ``postgres_dsn = pg_fixture.postgres_dsn``.
 """
 
 from __future__ import annotations

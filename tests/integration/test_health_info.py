@@ -108,7 +108,7 @@ def refsuite_ports(tree, free_port, **override: list[int]) -> dict[str, list[int
         "ctrl": [free_port()],
     }
     if tree.procs("refsuite-stpd"):
-        ports["stpd"] = [port for _, port in tree.ports("refsuite-stpd")]
+        ports["stpd"] = [port for _unused, port in tree.ports("refsuite-stpd")]
     else:
         ports["stpd"] = [free_port(), free_port(), free_port()]
     ports.update(override)
@@ -421,7 +421,7 @@ def sesam_tree(token: str) -> Proc:
 
 def test_sesam_server_through_ansible(impersonate, free_port, token, ansible_module):
     tree = impersonate(sesam_tree(token))
-    stpd = [p for _, p in tree.ports("/opt/sesam/bin/sms/sm_stpd_main")]
+    stpd = [p for _unused, p in tree.ports("/opt/sesam/bin/sms/sm_stpd_main")]
     stpd.append(tree.port("/opt/sesam/bin/sms//sm_stpd_utl_main"))
     ports = {
         "rmi": [tree.port("java")],

@@ -17,9 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pg_fixture
 import psutil
 import pytest
-from pg_fixture import postgres_dsn  # noqa: F401  (fixture)
+
+postgres_dsn = pg_fixture.postgres_dsn  # the session-scoped PostgreSQL fixture
 
 TOP = Path(__file__).resolve().parents[2]
 MODULE = TOP / "plugins" / "modules" / "stale_pids.py"
@@ -340,7 +342,7 @@ def test_sqlite_store(tmp_path, processes):
 
 
 @pytest.mark.postgres
-def test_postgresql_store(tmp_path, processes, postgres_dsn):  # noqa: F811
+def test_postgresql_store(tmp_path, processes, postgres_dsn):
     import psycopg2
 
     table = f"pids_{os.getpid()}_{time.monotonic_ns()}"
@@ -433,7 +435,7 @@ def test_real_refsuite_records_live_then_stale_after_a_crash(tmp_path):
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 10
-        while any(psutil.pid_exists(pid) for pid, *_ in recorded.values()):
+        while any(psutil.pid_exists(pid) for pid, *_unused in recorded.values()):
             assert time.monotonic() < deadline, "the killed suite did not go away"
             time.sleep(0.05)
         crashed = run_ansible("daemonops.suite.stale_pids", args)

@@ -473,7 +473,8 @@ def _control(ctx: _Ctx, value: t.Any) -> t.Optional[Control]:
         argvs[action] = argv
     start = argvs["start"]
     stop = argvs["stop"]
-    assert start is not None and stop is not None
+    if start is None or stop is None:  # ctx.fail raised already; this keeps type checkers sure
+        raise AssertionError("control.start and control.stop are required")
     return Control(
         start=start,
         stop=stop,

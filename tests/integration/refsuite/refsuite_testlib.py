@@ -22,7 +22,7 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     """Distinct ports the kernel reports free right now (all held open while choosing)."""
     socks = []
     try:
-        for _ in range(count):
+        for _unused in range(count):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind((host, 0))
             socks.append(sock)

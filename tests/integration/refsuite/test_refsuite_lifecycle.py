@@ -31,7 +31,7 @@ def test_server_role_starts_every_daemon_under_qm(started_server: RefSuite) -> N
     ps = _ps_lines()
     for name, (pid, start_time, boot_id, host, exe) in records.items():
         process = psutil.Process(pid)
-        base, _, instance = name.partition("-")
+        base, _unused, instance = name.partition("-")
         expected = [f"refsuite-{base}", *([instance] if instance else []), "--config", ini]
         assert process.cmdline() == expected, name
         assert any(line.split()[1] == str(pid) and " ".join(expected) in line for line in ps), name
@@ -60,7 +60,7 @@ def test_server_role_starts_every_daemon_under_qm(started_server: RefSuite) -> N
     for port in (suite.ui_port, suite.sshd_port):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             stream = sock.makefile("rwb")
-            for _ in range(2):
+            for _unused in range(2):
                 stream.write(b"PING\n")
                 stream.flush()
                 assert stream.readline() == b"PONG\n"
@@ -113,7 +113,7 @@ def test_role_sets(
     suite.start()
     records = suite.records()
     assert sorted(records) == sorted(expected)
-    names = {psutil.Process(pid).cmdline()[0] for pid, *_ in records.values()}
+    names = {psutil.Process(pid).cmdline()[0] for pid, *_unused in records.values()}
     assert names == {f"refsuite-{name.split('-')[0]}" for name in expected}
     status = suite.run("status")
     assert status.returncode == 0

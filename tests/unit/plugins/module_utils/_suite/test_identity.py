@@ -186,7 +186,7 @@ def sleeper():
 
 
 def test_psutil_facts_of_a_real_process(sleeper):
-    for _ in range(50):  # wait until the exec has happened
+    for _unused in range(50):  # wait until the exec has happened
         if psutil.Process(sleeper.pid).cmdline()[:1] == ["refsuite-qm"]:
             break
         time.sleep(0.02)

@@ -107,7 +107,7 @@ def test_check_mode_predicts_change_without_acting(capsys: t.Any) -> None:
 
 
 def test_no_change_when_nothing_to_do(capsys: t.Any) -> None:
-    _, out = run(Writer, {"profile_data": REFSUITE}, capsys)
+    _unused, out = run(Writer, {"profile_data": REFSUITE}, capsys)
     assert out["changed"] is False and out["written"] is None
 
 

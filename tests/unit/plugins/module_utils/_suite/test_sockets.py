@@ -87,7 +87,7 @@ def test_scan_sees_a_real_listener_and_its_client():
     server.listen(1)
     port = server.getsockname()[1]
     client = socket.create_connection(("127.0.0.1", port))
-    accepted, _ = server.accept()
+    accepted, _unused = server.accept()
     try:
         table = SocketTable.scan()
         import os

@@ -135,7 +135,7 @@ def test_failed_removal_is_reported_not_fatal(world):
 
 
 def test_daemons_limit_and_unknown_daemon(world):
-    _, result = run({"daemons": ["data_server"]})
+    _unused, result = run({"daemons": ["data_server"]})
     assert [r["name"] for r in result["records"]] == ["data_server.2"]
     with pytest.raises(SuiteError, match="daemons: nope not in the profile"):
         run({"daemons": ["nope"]})

@@ -1,0 +1,224 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ansible_collections.daemonops.suite.plugins.module_utils._suite import service as svc
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
+    load_profile_file,
+)
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.service import (
+    DirectBackend,
+    ServiceManager,
+    SystemdBackend,
+    dependency_order,
+)
+
+TOP = Path(__file__).resolve().parents[5]
+PROFILE = load_profile_file(str(TOP / "profiles" / "refsuite.yml"))
+CLIENT = ["qm", "ctrl", "sshd"]
+
+
+def health(states: dict[str, str], clients: int = 0) -> dict[str, Any]:
+    daemons = {}
+    for name in CLIENT:
+        state = states.get(name, "offline")
+        daemons[name] = {
+            "state": "unused" if name == "ctrl" else state,
+            "problems": [] if state == "online" else [f"{name} {state}"],
+            "pids": [100 + len(daemons)] if state in ("online", "degraded") else [],
+            "ports": [{"port": 11322, "clients": clients, "peers": ["127.0.0.1:5555"] * clients}]
+            if name == "sshd"
+            else [],
+        }
+    failed = any(d["state"] in ("offline", "degraded") for d in daemons.values())
+    return {"status": "FAILURE" if failed else "SUCCESS", "msg": "x", "daemons": daemons}
+
+
+ONLINE = {"qm": "online", "sshd": "online"}
+OFFLINE: dict[str, str] = {}
+
+
+class FakeBackend(svc.Backend):
+    name = "fake"
+
+    def __init__(self, world: dict[str, Any]) -> None:
+        self.world = world
+        self.calls: list[tuple] = []
+
+    def start(self, force: bool):
+        self.calls.append(("start", force))
+        self.world["states"] = dict(self.world.get("after_start", ONLINE))
+        return 0, "started"
+
+    def stop(self, force: bool):
+        self.calls.append(("stop", force))
+        self.world["states"] = {}
+        return 0, "stopped"
+
+    def reload(self, masters):
+        self.calls.append(("reload", tuple(masters)))
+        return 0, ""
+
+    def logs(self):
+        return "/var/log/x.log", ["line one", "line two"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def manager(world: dict, state: str, check_mode: bool = False, **kw) -> tuple:
+    backend = FakeBackend(world)
+    clock = Clock()
+    mgr = ServiceManager(
+        PROFILE,
+        ["client"],
+        state,
+        backend,
+        lambda: health(world["states"], world.get("clients", 0)),
+        check_mode=check_mode,
+        timeout=kw.pop("timeout", 5),
+        clock=clock,
+        sleep=clock.sleep,
+        **kw,
+    )
+    return mgr, backend
+
+
+def test_dependency_order() -> None:
+    names = ["data_server", "sshd", "sms", "qm", "stpd"]
+    assert dependency_order(PROFILE, names) == ["qm", "sms", "stpd", "sshd", "data_server"]
+
+
+def test_start_check_apply_idempotent() -> None:
+    world: dict[str, Any] = {"states": dict(OFFLINE)}
+    mgr, backend = manager(world, "started", check_mode=True)
+    result = mgr.run()
+    assert result["changed"] is True and result["operation"] == "start" and backend.calls == []
+    assert "qm: online" in result["diff"]["after"] and "qm: offline" in result["diff"]["before"]
+    mgr, backend = manager(world, "started")
+    assert mgr.run()["changed"] is True and backend.calls == [("start", False)]
+    for check in (True, False):
+        mgr, backend = manager(world, "started", check_mode=check)
+        assert mgr.run()["changed"] is False and backend.calls == []
+
+
+def test_start_that_never_comes_up_names_daemon_and_logs() -> None:
+    world: dict[str, Any] = {"states": {}, "after_start": {"qm": "online", "sshd": "offline"}}
+    mgr, _ = manager(world, "started", timeout=3)
+    with pytest.raises(SuiteError) as info:
+        mgr.run()
+    message = str(info.value)
+    assert "did not come up within 3 s" in message and "sshd offline" in message
+    assert "/var/log/x.log" in message and "line two" in message
+
+
+def test_stop_refuses_with_clients_unless_forced() -> None:
+    world: dict[str, Any] = {"states": dict(ONLINE), "clients": 2}
+    for check in (True, False):
+        mgr, backend = manager(world, "stopped", check_mode=check)
+        with pytest.raises(SuiteError, match=r"clients are connected \(sshd port 11322: 2"):
+            mgr.run()
+        assert backend.calls == []
+    mgr, backend = manager(world, "stopped", force=True)
+    assert mgr.run()["changed"] is True and backend.calls == [("stop", True)]
+    mgr, backend = manager(world, "stopped")
+    assert mgr.run()["changed"] is False and backend.calls == []
+
+
+def test_restart_and_reload_always_act() -> None:
+    world: dict[str, Any] = {"states": dict(ONLINE)}
+    mgr, backend = manager(world, "restarted")
+    assert mgr.run()["changed"] is True
+    assert backend.calls == [("stop", False), ("start", False)]
+    mgr, backend = manager(world, "reloaded")
+    assert mgr.run()["operation"] == "reload" and backend.calls == [("reload", (100,))]
+
+
+def test_force_start_is_passed_to_backend() -> None:
+    world: dict[str, Any] = {"states": {}}
+    mgr, backend = manager(world, "started", force=True)
+    mgr.run()
+    assert backend.calls == [("start", True)]
+
+
+def test_unknown_daemon_is_refused() -> None:
+    with pytest.raises(SuiteError, match="daemons: 'stpd' is not a daemon of roles client"):
+        manager({"states": {}}, "started", daemons=["stpd"])
+
+
+def test_direct_backend_commands_and_log(tmp_path: Path) -> None:
+    log = tmp_path / "refsuite.log"
+    log.write_text("\n".join(f"l{i}" for i in range(50)) + "\n")
+    ini = tmp_path / "r.ini"
+    ini.write_text(f"[suite]\nlog_file = {log}   ; here\n")
+    seen: list[list[str]] = []
+    backend = DirectBackend(
+        PROFILE, config_file=str(ini), runner=lambda argv, t: seen.append(argv) or (0, "")
+    )
+    backend.start(True)
+    backend.stop(False)
+    assert seen[0] == ["/opt/refsuite/bin/refsuite", "--config", str(ini), "start", "--force"]
+    assert seen[1] == ["/opt/refsuite/bin/refsuite", "--config", str(ini), "stop"]
+    where, lines = backend.logs()
+    assert where == str(log) and lines == [f"l{i}" for i in range(30, 50)]
+
+
+def test_direct_backend_reload_sends_sighup(monkeypatch) -> None:
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(svc.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    DirectBackend(PROFILE).reload([42])
+    assert sent == [(42, signal.SIGHUP)]
+
+
+def test_run_detached_does_not_wait_for_background_children(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    try:
+        rc, out = svc.run_detached(
+            ["/bin/sh", "-c", f"echo hello; sleep 30 & echo $! > {pidfile}; exit 3"], timeout=10
+        )
+        assert rc == 3 and out == "hello"
+    finally:
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    rc, out = svc.run_detached(["/nonexistent/binary"], timeout=5)
+    assert rc == 127 and "not found" in out
+
+
+def test_systemd_backend_uses_systemctl_and_journal() -> None:
+    calls: list[list[str]] = []
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        calls.append(argv)
+        return 0, "a\nb\n", ""
+
+    backend = SystemdBackend("refsuite.service", run)
+    backend.start(False)
+    backend.stop(False)
+    where, lines = backend.logs()
+    assert calls[:3] == [
+        ["systemctl", "reset-failed", "refsuite.service"],
+        ["systemctl", "start", "refsuite.service"],
+        ["systemctl", "stop", "refsuite.service"],
+    ]
+    assert calls[3][:4] == ["journalctl", "-u", "refsuite.service", "-n"]
+    assert where == "journalctl -u refsuite.service" and lines == ["a", "b"]
+
+
+def test_systemd_detection(tmp_path: Path) -> None:
+    assert svc.systemd_is_pid1(str(tmp_path)) is True
+    assert svc.systemd_is_pid1(str(tmp_path / "missing")) is False
