@@ -1,0 +1,450 @@
+# Copyright (c) daemonops.suite contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Install logic: the bundled reference suite, or a checksummed release archive.
+
+Layouts under ``prefix``:
+
+- bundled: ``bin/refsuite`` (a launcher), ``lib/refsuite/...`` (the package), ``VERSION``.
+  Idempotent by content: a file is written only when its sha256 differs.
+- archive: ``releases/<version>/{bin,lib,VERSION}`` unpacked from a tar.gz whose sha256 is checked
+  before anything changes, ``current`` -> ``releases/<version>`` switched atomically (os.replace of
+  a temporary symlink) and ``bin``, ``lib``, ``VERSION`` -> ``current/...``. ``version`` alone
+  selects an installed release, so a rollback is one variable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import sys
+import tarfile
+import tempfile
+from typing import Any, Callable, Optional
+
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
+
+PACKAGE = "refsuite"
+ENTRY_POINTS = ("bin", "lib", "VERSION")
+MARKER = ".archive.sha256"
+_IGNORED_PARTS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
+_IGNORED_SUFFIXES = (".pyc", ".pyo", "~", ".swp")
+_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+LAUNCHER = """#!{python}
+# Installed by daemonops.suite.install: runs {package} from <prefix>/lib.
+import os
+import runpy
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+runpy.run_module("{package}", run_name="__main__", alter_sys=True)
+"""
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _ignored(relpath: str) -> bool:
+    parts = relpath.split(os.sep)
+    return any(p in _IGNORED_PARTS for p in parts) or relpath.endswith(_IGNORED_SUFFIXES)
+
+
+def _write_atomic(path: str, data: bytes, mode: int) -> None:
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+            os.fchmod(handle.fileno(), mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _lines(entries: dict[str, str]) -> str:
+    return "".join(f"{path}  {digest}\n" for path, digest in sorted(entries.items()))
+
+
+def read_version(src: str) -> str:
+    """The version of a source tree: its VERSION file, else ``__version__`` of the package."""
+    version_file = os.path.join(src, "VERSION")
+    if os.path.isfile(version_file):
+        with open(version_file, encoding="utf-8") as handle:
+            version = handle.read().strip()
+        if version:
+            return version
+    init = os.path.join(src, PACKAGE, "__init__.py")
+    if os.path.isfile(init):
+        with open(init, encoding="utf-8") as handle:
+            match = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", handle.read(), re.M)
+        if match:
+            return match.group(1)
+    raise SuiteError(f"src: {src} has no VERSION file and no {PACKAGE}/__init__.py __version__")
+
+
+class BundledInstaller:
+    """Install the reference suite from a source tree (``src``) on the target into ``prefix``."""
+
+    def __init__(
+        self, src: str, prefix: str, check_mode: bool = False, python: Optional[str] = None
+    ) -> None:
+        self.src = os.path.abspath(src)
+        self.prefix = os.path.abspath(prefix)
+        self.check_mode = check_mode
+        self.python = python or sys.executable or "/usr/bin/python3"
+
+    def desired(self) -> dict[str, tuple[bytes, int]]:
+        """relative path under prefix -> (content, mode)."""
+        package = os.path.join(self.src, PACKAGE)
+        if not os.path.isfile(os.path.join(package, "__init__.py")):
+            raise SuiteError(
+                f"src: {self.src} is not a {PACKAGE} source tree (no {PACKAGE}/__init__.py); "
+                "point src at the staged copy of the collection's refsuite/ directory"
+            )
+        files: dict[str, tuple[bytes, int]] = {}
+        for root, dirs, names in os.walk(package):
+            dirs[:] = sorted(d for d in dirs if d not in _IGNORED_PARTS)
+            for name in sorted(names):
+                full = os.path.join(root, name)
+                rel = os.path.relpath(full, package)
+                if _ignored(rel) or not os.path.isfile(full):
+                    continue
+                with open(full, "rb") as handle:
+                    files[os.path.join("lib", PACKAGE, rel)] = (handle.read(), 0o644)
+        launcher = self.launcher()
+        files[os.path.join("bin", PACKAGE)] = (launcher, 0o755)
+        files["VERSION"] = (read_version(self.src).encode() + b"\n", 0o644)
+        return files
+
+    def launcher(self) -> bytes:
+        """The source's bin/<package> with the interpreter as shebang, or a generated launcher."""
+        path = os.path.join(self.src, "bin", PACKAGE)
+        if os.path.isfile(path):
+            with open(path, "rb") as handle:
+                data = handle.read()
+            if data.startswith(b"#!"):
+                data = data.split(b"\n", 1)[1] if b"\n" in data else b""
+            return b"#!" + self.python.encode() + b"\n" + data
+        return LAUNCHER.format(python=self.python, package=PACKAGE).encode()
+
+    def run(self) -> dict[str, Any]:
+        files = self.desired()
+        version = files["VERSION"][0].decode().strip()
+        for entry in ("bin", "lib", "VERSION"):
+            path = os.path.join(self.prefix, entry)
+            if os.path.islink(path) and not self.check_mode:
+                # an archive layout (symlinks into current/): the bundled install replaces the links
+                os.unlink(path)
+        before: dict[str, str] = {}
+        after: dict[str, str] = {}
+        changed_files: list[str] = []
+        for rel, (data, mode) in files.items():
+            path = os.path.join(self.prefix, rel)
+            digest = sha256_bytes(data)
+            current = None
+            if os.path.isfile(path) and not os.path.islink(path):
+                current = sha256_file(path)
+                same_mode = (os.stat(path).st_mode & 0o7777) == mode
+            else:
+                same_mode = False
+            if current == digest and same_mode:
+                continue
+            changed_files.append(rel)
+            before[rel] = current or "(absent)"
+            after[rel] = digest
+            if not self.check_mode:
+                _write_atomic(path, data, mode)
+        removed = self._extra_files(set(files))
+        for rel in removed:
+            before[rel] = sha256_file(os.path.join(self.prefix, rel))
+            after[rel] = "(removed)"
+            if not self.check_mode:
+                os.unlink(os.path.join(self.prefix, rel))
+        changed = bool(changed_files or removed)
+        return {
+            "changed": changed,
+            "version": version,
+            "prefix": self.prefix,
+            "source": "bundled",
+            "files": sorted(changed_files + removed),
+            "diff": {"before": _lines(before), "after": _lines(after)},
+        }
+
+    def _extra_files(self, wanted: set[str]) -> list[str]:
+        """Files under lib/<package> that the source no longer has (never __pycache__)."""
+        lib = os.path.join(self.prefix, "lib", PACKAGE)
+        extra: list[str] = []
+        if not os.path.isdir(lib) or os.path.islink(lib):
+            return extra
+        for root, dirs, names in os.walk(lib):
+            dirs[:] = [d for d in dirs if d not in _IGNORED_PARTS]
+            for name in names:
+                rel = os.path.relpath(os.path.join(root, name), self.prefix)
+                if rel not in wanted and not _ignored(rel):
+                    extra.append(rel)
+        return sorted(extra)
+
+
+Fetcher = Callable[[str, str], None]
+
+
+class ArchiveInstaller:
+    """Install a release from a checksummed tar.gz into releases/<version> and switch ``current``."""
+
+    def __init__(
+        self,
+        prefix: str,
+        archive: Optional[str] = None,
+        sha256: Optional[str] = None,
+        version: Optional[str] = None,
+        check_mode: bool = False,
+        fetch: Optional[Fetcher] = None,
+    ) -> None:
+        self.prefix = os.path.abspath(prefix)
+        self.archive = archive
+        self.sha256 = (sha256 or "").strip().lower()
+        if self.sha256.startswith("sha256:"):
+            self.sha256 = self.sha256[len("sha256:") :]
+        self.version = version
+        self.check_mode = check_mode
+        self.fetch = fetch
+        self.releases = os.path.join(self.prefix, "releases")
+        self.current = os.path.join(self.prefix, "current")
+
+    # -- helpers -------------------------------------------------------------------------
+    def installed(self) -> list[str]:
+        if not os.path.isdir(self.releases):
+            return []
+        return sorted(
+            name
+            for name in os.listdir(self.releases)
+            if not name.startswith(".") and os.path.isdir(os.path.join(self.releases, name))
+        )
+
+    def current_version(self) -> Optional[str]:
+        if not os.path.islink(self.current):
+            return None
+        return os.path.basename(os.readlink(self.current).rstrip("/"))
+
+    def _check_version(self, version: str, option: str) -> str:
+        if not _VERSION_RE.match(version):
+            raise SuiteError(
+                f"{option}: '{version}' is not a valid version (letters, digits, . _ + -)"
+            )
+        return version
+
+    def _local_archive(self, workdir: str) -> str:
+        archive = self.archive or ""
+        if re.match(r"^[a-z][a-z0-9+.-]*://", archive):
+            if archive.startswith("file://"):
+                path = archive[len("file://") :]
+            else:
+                if self.fetch is None:
+                    raise SuiteError(f"archive: cannot download {self.archive} (no fetcher)")
+                path = os.path.join(workdir, "download.tar.gz")
+                self.fetch(archive, path)
+                return path
+        else:
+            path = archive
+        if not os.path.isfile(path):
+            raise SuiteError(
+                f"archive: {path} does not exist on the target; give a tar.gz path or an URL"
+            )
+        return path
+
+    @staticmethod
+    def _members(tar: tarfile.TarFile) -> tuple[list[tarfile.TarInfo], str]:
+        """Checked members and the common top directory to strip ('' when none)."""
+        members = tar.getmembers()
+        for member in members:
+            name = member.name
+            if name.startswith("/") or ".." in name.split("/"):
+                raise SuiteError(f"archive: member '{name}' leaves the release directory; refused")
+            if member.isdev() or member.isfifo():
+                raise SuiteError(f"archive: member '{name}' is a device or FIFO; refused")
+            if member.issym() or member.islnk():
+                target = member.linkname
+                if target.startswith("/") or ".." in target.split("/"):
+                    raise SuiteError(
+                        f"archive: link '{name}' -> '{target}' points outside the release; refused"
+                    )
+        names = [m.name.strip("./") for m in members if m.name.strip("./")]
+        tops = {n.split("/", 1)[0] for n in names}
+        strip = ""
+        if len(tops) == 1:
+            top = next(iter(tops))
+            if top not in ENTRY_POINTS and any(n.startswith(top + "/") for n in names):
+                strip = top + "/"
+        return members, strip
+
+    @staticmethod
+    def _archive_version(tar: tarfile.TarFile, strip: str) -> Optional[str]:
+        for member in tar.getmembers():
+            if member.name.strip("./") == strip + "VERSION" and member.isfile():
+                handle = tar.extractfile(member)
+                if handle is not None:
+                    return handle.read().decode("utf-8", "replace").strip() or None
+        return None
+
+    def _unpack(self, tar: tarfile.TarFile, members: list[tarfile.TarInfo], strip: str, dest: str):
+        for member in members:
+            name = member.name.strip("./")
+            if strip:
+                if not name.startswith(strip):
+                    continue
+                name = name[len(strip) :]
+            if not name:
+                continue
+            member.name = name
+            if hasattr(tarfile, "data_filter"):
+                tar.extract(member, dest, filter="data")
+            else:  # Python < 3.9.17 / 3.11.4: members were checked above
+                tar.extract(member, dest)
+
+    # -- the module's work ---------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"changed": False, "prefix": self.prefix, "source": "archive"}
+        before_version = self.current_version()
+        self._check_layout()
+        unpacked = False
+        if self.archive:
+            if not re.match(r"^[0-9a-f]{64}$", self.sha256):
+                raise SuiteError(
+                    "sha256: give the archive's SHA-256 checksum (64 hex digits); it is required "
+                    "with archive"
+                )
+            workdir = tempfile.mkdtemp(prefix=".install-")
+            try:
+                path = self._local_archive(workdir)
+                actual = sha256_file(path)
+                if actual != self.sha256:
+                    raise SuiteError(
+                        f"sha256: checksum mismatch for archive {self.archive}: expected "
+                        f"{self.sha256}, actual {actual}; nothing was changed"
+                    )
+                try:
+                    tar = tarfile.open(path, "r:*")
+                except (tarfile.TarError, OSError) as exc:
+                    raise SuiteError(f"archive: {self.archive} is not a tar archive: {exc}")
+                with tar:
+                    members, strip = self._members(tar)
+                    found = self._archive_version(tar, strip)
+                    version = self.version or found
+                    if not version:
+                        raise SuiteError(
+                            f"version: {self.archive} has no VERSION file; give version explicitly"
+                        )
+                    self._check_version(version, "version")
+                    release = os.path.join(self.releases, version)
+                    marker = os.path.join(release, MARKER)
+                    if os.path.isdir(release):
+                        recorded = ""
+                        if os.path.isfile(marker):
+                            with open(marker, encoding="utf-8") as handle:
+                                recorded = handle.read().strip()
+                        if recorded != self.sha256:
+                            raise SuiteError(
+                                f"version: release {version} is already installed under "
+                                f"{release} from another archive (sha256 {recorded or 'unknown'}); "
+                                "give the new archive another version"
+                            )
+                    else:
+                        unpacked = True
+                        if not self.check_mode:
+                            os.makedirs(self.releases, mode=0o755, exist_ok=True)
+                            staging = tempfile.mkdtemp(prefix=f".{version}.", dir=self.releases)
+                            try:
+                                os.chmod(staging, 0o755)
+                                self._unpack(tar, members, strip, staging)
+                                with open(os.path.join(staging, MARKER), "w") as handle:
+                                    handle.write(self.sha256 + "\n")
+                                os.rename(staging, release)
+                            except BaseException:
+                                shutil.rmtree(staging, ignore_errors=True)
+                                raise
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            if not self.version:
+                raise SuiteError("version: give version (an installed release) or archive + sha256")
+            version = self._check_version(self.version, "version")
+            if version not in self.installed():
+                installed = ", ".join(self.installed()) or "none"
+                raise SuiteError(
+                    f"version: release {version} is not installed under {self.releases} "
+                    f"(installed: {installed}); give archive and sha256 to install it"
+                )
+        links_changed = self._switch(version)
+        result["changed"] = unpacked or links_changed
+        result["version"] = version
+        result["releases"] = sorted(set(self.installed()) | ({version} if unpacked else set()))
+        result["release_dir"] = os.path.join(self.releases, version)
+        result["diff"] = {
+            "before": f"current: {before_version or '(none)'}\n",
+            "after": f"current: {version}\n"
+            + (f"unpacked: {self.archive} -> releases/{version}\n" if unpacked else ""),
+        }
+        return result
+
+    def _check_layout(self) -> None:
+        """Refuse (before anything changes) a prefix whose entry points are not our symlinks."""
+        if os.path.lexists(self.current) and not os.path.islink(self.current):
+            raise SuiteError(f"prefix: {self.current} exists and is not a symlink; move it away")
+        for entry in ENTRY_POINTS:
+            path = os.path.join(self.prefix, entry)
+            if os.path.lexists(path) and not os.path.islink(path):
+                raise SuiteError(
+                    f"prefix: {path} is a real file or directory (a bundled install?); "
+                    "use a new prefix for archive installs or remove the bundled install first"
+                )
+
+    def _switch(self, version: str) -> bool:
+        changed = False
+        wanted = os.path.join("releases", version)
+        if not (os.path.islink(self.current) and os.readlink(self.current) == wanted):
+            if os.path.lexists(self.current) and not os.path.islink(self.current):
+                raise SuiteError(
+                    f"prefix: {self.current} exists and is not a symlink; move it away"
+                )
+            changed = True
+            if not self.check_mode:
+                tmp = os.path.join(self.prefix, f".current.{os.getpid()}")
+                if os.path.lexists(tmp):
+                    os.unlink(tmp)
+                os.symlink(wanted, tmp)
+                os.replace(tmp, self.current)
+        for entry in ENTRY_POINTS:
+            path = os.path.join(self.prefix, entry)
+            target = os.path.join("current", entry)
+            if os.path.islink(path) and os.readlink(path) == target:
+                continue
+            if os.path.lexists(path) and not os.path.islink(path):
+                raise SuiteError(
+                    f"prefix: {path} is a real file or directory (a bundled install?); "
+                    "use a new prefix for archive installs or remove the bundled install first"
+                )
+            changed = True
+            if not self.check_mode:
+                tmp = os.path.join(self.prefix, f".{entry}.{os.getpid()}")
+                if os.path.lexists(tmp):
+                    os.unlink(tmp)
+                os.symlink(target, tmp)
+                os.replace(tmp, path)
+        return changed

@@ -1,0 +1,147 @@
+#!/usr/bin/python
+# Copyright (c) daemonops.suite contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: config
+short_description: Manage a suite's INI configuration key by key, validated against its profile
+version_added: 0.1.0
+description:
+  - Sets (O(state=present)) or removes (O(state=absent)) keys of the suite's INI file, given as
+    O(settings) as a mapping of sections to keys and values. Comments, blank lines and the order of the file are
+    kept; only the lines of changed keys are touched.
+  - Before writing, the whole resulting file is validated against the profile. Sections must be
+    C(suite) or daemon names of the profile; C([suite] role) must be a role of the profile;
+    C(port)/C(ports) must be numbers 1-65535, as many as the profile defines for the daemon;
+    no port may belong to two daemons (ports the file does not set keep the profile's
+    defaults). Errors name the option, for example
+    C(settings.stpd.ports) followed by C(port 70000 is outside 1-65535).
+  - The file is never half-written. It is written to a temporary file in the same directory,
+    synced and renamed over the old one; an existing file keeps its mode and owner.
+author: daemonops.suite developers (@daemonops)
+extends_documentation_fragment:
+  - daemonops.suite.suite
+  - daemonops.suite.suite.attributes_action
+options:
+  config_file:
+    description:
+      - The INI file to manage. Defaults to C(suite.config_file) of the profile.
+      - Missing parent directories are created (mode 0755).
+    type: path
+  settings:
+    description:
+      - A mapping of sections to mappings of keys to values. Lists become comma-separated values, booleans C(true)/C(false).
+      - With O(state=absent) only the keys matter.
+    type: dict
+    required: true
+  state:
+    description: Whether the keys are present with these values, or absent.
+    type: str
+    choices: [present, absent]
+    default: present
+  backup:
+    description: Keep a copy of the previous file (C(<file>.<pid>.<timestamp>~)) when it changes.
+    type: bool
+    default: false
+  mode:
+    description: Mode of a newly created file (an existing file keeps its mode).
+    type: raw
+    default: '0644'
+"""
+
+EXAMPLES = r"""
+- name: Configure refsuite for a server
+  daemonops.suite.config:
+    profile: refsuite
+    config_file: /etc/refsuite/refsuite.ini
+    settings:
+      suite: {role: server, bind: 127.0.0.1, retry_interval: 30}
+      stpd: {ports: [11000, 11001, 11443]}
+      ui: {port: 11401}
+    backup: true
+
+- name: Go back to the profile's default port of ctrl
+  daemonops.suite.config:
+    profile: refsuite
+    settings:
+      ctrl: {port: null}
+    state: absent
+"""
+
+RETURN = r"""
+path:
+  description: The managed file.
+  returned: success
+  type: str
+  sample: /etc/refsuite/refsuite.ini
+changed_keys:
+  description: C(section.key) of every key that was (or in check mode would be) changed.
+  returned: success
+  type: list
+  elements: str
+  sample: [suite.role, stpd.ports]
+backup_file:
+  description: The backup copy, when O(backup=true) and the file changed.
+  returned: changed and O(backup=true) and the file existed
+  type: str
+  sample: /etc/refsuite/refsuite.ini.4242.2026-11-29@15:40:00~
+"""
+
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError  # noqa: E402
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.ini_config import (  # noqa: E402
+    IniConfig,
+    ProfileFacts,
+)
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (  # noqa: E402
+    SuiteAction,
+    merge_rules,
+    profile_argument_spec,
+    profile_from_params,
+    run_module,
+)
+
+
+class Config(SuiteAction):
+    def _mode(self) -> int:
+        mode = self.params["mode"]
+        try:
+            return int(str(mode), 8) if isinstance(mode, str) else int(mode)
+        except ValueError:
+            raise SuiteError(f"mode: '{mode}' is not an octal mode such as '0644'")
+
+    def run(self) -> dict:
+        profile = profile_from_params(self.params, apply_ini=False)
+        path = self.params["config_file"] or profile.config_file
+        if not path:
+            raise SuiteError(
+                f"config_file: the {profile.name} profile has no suite.config_file; give config_file"
+            )
+        result = IniConfig(
+            path,
+            self.params["settings"],
+            self.params["state"],
+            ProfileFacts.from_profile(profile),
+            backup=self.params["backup"],
+            check_mode=self.check_mode,
+            mode=self._mode(),
+        ).run()
+        self.changed = result.pop("changed")
+        self.diff = result.pop("diff")
+        return result
+
+
+def main() -> None:
+    argument_spec = profile_argument_spec(
+        settings=dict(type="dict", required=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        backup=dict(type="bool", default=False),
+        mode=dict(type="raw", default="0644"),
+    )
+    run_module(Config, argument_spec, **merge_rules())
+
+
+if __name__ == "__main__":
+    main()
