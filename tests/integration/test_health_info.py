@@ -12,8 +12,11 @@ counted. Several cases run the real module through ``ansible``/``ansible-playboo
 from __future__ import annotations
 
 import copy
+import os
+import signal
 import socket
 import sqlite3
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -26,6 +29,7 @@ from impersonate import Proc
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.health import HealthChecker
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable import ProcessTable
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import load_profile
 
 TOP = Path(__file__).resolve().parents[2]
@@ -529,3 +533,39 @@ def test_roles_default_to_the_hosts_inventory_groups(refsuite, ansible_module):
     assert result.get("failed") is not True, result.get("msg")
     assert result["roles"] == ["server"]
     assert result["status"] == "SUCCESS", result["msg"]
+
+
+def test_a_container_process_is_not_this_hosts_daemon(tmp_path):
+    """A process in a nested PID namespace (a container's daemon seen from the host) does not
+    count as an instance on this host; the same command line in our namespace does."""
+    token = f"nsprobe-{os.getpid()}"
+    name = "refsuite-nsprobe"
+    profile = load_profile(
+        {
+            "suite": {"name": "nstest", "roles": ["server"]},
+            "daemons": [{"name": "probe", "roles": ["server"], "match": {"cmdline": f"^{name}"}}],
+        }
+    )
+    script = f"exec -a {name}-{token} sleep 300"
+    nested = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "bash", "-c", script], start_new_session=True
+    )
+    local = subprocess.Popen(["bash", "-c", script], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            found = ProcessTable.scan().matching(profile.daemon("probe"), instance=token)
+            named = [
+                p
+                for p in psutil.process_iter(["cmdline"])
+                if (p.info["cmdline"] or [""])[0] == f"{name}-{token}"
+            ]
+            if len(named) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert len(named) == 2, "both the nested and the local process must be running"
+        assert [proc.pid for proc in found] == [local.pid]
+    finally:
+        for proc in (nested, local):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -33,6 +33,18 @@ SCAN_ATTRS = ["pid", "ppid", "name", "cmdline", "exe", "create_time", "status", 
 ZOMBIE = "zombie"
 
 
+def pid_ns_depth(pid: int | str) -> int | None:
+    """How many PID namespaces ``pid`` is seen in (entries of ``NSpid:``), or None if unknown."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as status:
+            for line in status:
+                if line.startswith("NSpid:"):
+                    return len(line.split()) - 1
+    except OSError:
+        return None
+    return None
+
+
 @dataclass(frozen=True)
 class ProcInfo:
     """A snapshot of one process. Fields psutil could not read are ``None`` (or empty)."""
@@ -98,6 +110,7 @@ class ProcessTable:
         self._by_pid: dict[int, ProcInfo] = {proc.pid: proc for proc in processes}
         self.self_pid = os.getpid() if self_pid is None else self_pid
         self._children: dict[int, list[int]] | None = None
+        self._own_ns_depth: int | None = None
         self.excluded: frozenset[int] = frozenset([self.self_pid, *self.ancestors(self.self_pid)])
 
     @classmethod
@@ -125,6 +138,16 @@ class ProcessTable:
 
     def __iter__(self) -> Iterator[ProcInfo]:
         return iter(self._by_pid.values())
+
+    def in_nested_pid_ns(self, pid: int) -> bool:
+        """Whether ``pid`` lives in a PID namespace nested below ours (a container's process seen
+        from its host): such a process belongs to that container's suite, not to this host's.
+        Read from the ``NSpid:`` line of ``/proc/PID/status`` (no ptrace needed); only called
+        for processes that match a daemon, so the scan itself stays one pass."""
+        if self._own_ns_depth is None:
+            self._own_ns_depth = pid_ns_depth("self") or 1
+        depth = pid_ns_depth(pid)
+        return depth is not None and depth > self._own_ns_depth
 
     def get(self, pid: int | None) -> ProcInfo | None:
         if pid is None:
@@ -171,7 +194,9 @@ class ProcessTable:
         for proc in self._by_pid.values():
             if proc.pid in self.excluded or proc.is_zombie or not proc.cmdline:
                 continue
-            if daemon.matches(proc.cmdline, proc.exe, instance):
+            if daemon.matches(proc.cmdline, proc.exe, instance) and not self.in_nested_pid_ns(
+                proc.pid
+            ):
                 found.append(proc)
         found.sort(key=lambda proc: (proc.create_time or 0.0, proc.pid))
         return found
