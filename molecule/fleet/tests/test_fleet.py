@@ -1,0 +1,99 @@
+"""fleet scenario: server, RDS and two clients on one podman network."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from suite_checks import (
+    assert_status_success,
+    assert_suite_healthy,
+    expected_daemons,
+    podman_hosts,
+    read_json,
+    sha256_of,
+)
+from testinfra import get_host
+
+SERVER, RDS, CLIENTS = "fleet-server", "fleet-rds", ("fleet-client1", "fleet-client2")
+testinfra_hosts = podman_hosts(SERVER, RDS, *CLIENTS)
+
+ROLE_DAEMONS = {
+    SERVER: {"qm", "db", "ui", "passd", "sms", "data_server", "stpd", "sshd", "sepuler"},
+    RDS: {"qm", "passd", "sms", "data_server", "stpd", "sshd"},
+    CLIENTS[0]: {"qm", "sshd"},
+    CLIENTS[1]: {"qm", "sshd"},
+}
+
+
+def test_each_member_runs_the_daemons_of_its_role(host):
+    names = {e.name for e in expected_daemons(host)}
+    assert names == ROLE_DAEMONS[host.backend.hostname]
+
+
+def test_processes_ancestry_and_ports_are_right(host):
+    assert_suite_healthy(host)
+
+
+def test_refsuite_status_reports_success(host):
+    assert_status_success(host)
+
+
+def test_unit_is_active_with_restart_on_failure(host):
+    svc = host.service("refsuite")
+    assert svc.is_running and svc.is_enabled
+    assert host.check_output("systemctl show -p Restart --value refsuite.service") == "on-failure"
+
+
+def _server():
+    return get_host(f"podman://{SERVER}")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_client_transfers_a_file_to_the_servers_stpd(client):
+    """A real PUT over the podman network; the server stores the same bytes."""
+    sender = get_host(f"podman://{client}")
+    name = f"molecule-{client}.bin"
+    local = f"/tmp/{name}"
+    sender.check_output(f"head -c 1048576 /dev/urandom > {local}")
+    sent = sha256_of(sender, local)
+    code = sender.check_output(
+        f"curl -sS -o /dev/null -w '%{{http_code}}' -T {local} http://server:11000/files/{name}"
+    )
+    assert code == "201", f"PUT from {client} answered HTTP {code}"
+    stored = f"/var/lib/refsuite/data/{name}"
+    assert sha256_of(_server(), stored) == sent
+    # and the copy is readable back over HTTP from the other side of the network
+    fetched = sender.check_output(f"curl -sS http://server:11000/files/{name} | sha256sum")
+    assert fetched.split()[0] == sent
+
+
+def test_server_and_rds_share_the_cluster_data_volume():
+    """Each member's data servers write under <cluster>/<hostname>/; both see both trees."""
+    for member in (SERVER, RDS):
+        host = get_host(f"podman://{member}")
+        for writer in (SERVER, RDS):
+            state = host.file(f"/var/lib/refsuite/cluster/{writer}/ds-1/state")
+            assert state.exists, f"{member} does not see {writer}'s cluster data"
+        mounts = host.check_output("findmnt -n -o TARGET /var/lib/refsuite/cluster")
+        assert mounts == "/var/lib/refsuite/cluster"
+
+
+def test_stale_pids_cleared_the_postgresql_pid_table():
+    """Seon/OS4X case: stale rows removed, the live and the unknown rows kept."""
+    server = _server()
+    pids = read_json(server, "/var/lib/daemonops-molecule/pid_table.json")
+    result = read_json(server, "/var/lib/daemonops-molecule/stale_pids.json")
+    verdicts = {r["name"]: (r["status"], r["removed"]) for r in result["records"]}
+    assert verdicts == {
+        "seonrd": ("live", False),
+        "seonsqd": ("stale", True),
+        "seondebugd": ("stale", True),
+        "legacyd": ("unknown", False),
+    }, json.dumps(result["records"], indent=1)
+    rows = server.check_output("psql -At -F ' ' dbname=seon -c 'SELECT name, pid FROM daemon_pids'")
+    table = dict(line.split() for line in rows.splitlines())
+    assert table == {"seonrd": str(pids["seonrd"]), "legacyd": str(pids["legacyd"])}
+    # the module never signals: the live seonrd and the postmaster still run
+    assert server.process.filter(pid=pids["seonrd"]), "seonrd was killed"
+    assert server.run(f"kill -0 {pids['seondebugd']}").rc == 0, "the postmaster is gone"
