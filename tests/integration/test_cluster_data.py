@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -15,8 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
+from modrun import kill, run_module_file, spawn
+from modrun import run_adhoc as run_ansible
 
 TOP = Path(__file__).resolve().parents[2]
 MODULE = TOP / "plugins" / "modules" / "cluster_data.py"
@@ -45,68 +45,7 @@ def profile(ports: list[int]) -> dict[str, Any]:
 
 
 def run_module(args: dict[str, Any], tmp_path: Path, check: bool = False) -> dict[str, Any]:
-    payload = dict(args, _ansible_check_mode=check, _ansible_diff=True)
-    args_file = tmp_path / f"args-{time.monotonic_ns()}.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
-    proc = subprocess.run(
-        [sys.executable, str(MODULE), str(args_file)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    try:
-        return json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(f"module printed no JSON: {proc.stdout}\n{proc.stderr}")
-
-
-def run_ansible(module: str, args: dict[str, Any], check: bool = False) -> dict[str, Any]:
-    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
-    argv = [
-        str(Path(sys.executable).parent / "ansible"),
-        "localhost",
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "-m",
-        module,
-        "-a",
-        json.dumps(args),
-        "-e",
-        f"ansible_python_interpreter={sys.executable}",
-        "--diff",
-    ]
-    if check:
-        argv.append("--check")
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
-    try:
-        return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    except (json.JSONDecodeError, KeyError, IndexError):
-        pytest.fail(f"ansible gave no JSON result: {proc.stdout}\n{proc.stderr}")
-
-
-def spawn(argv0: str, *args: str) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [argv0, "-c", "import time; time.sleep(300)", *args],
-        executable=sys.executable,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if psutil.Process(proc.pid).cmdline()[:1] == [argv0]:
-            return proc
-        time.sleep(0.01)
-    pytest.fail(f"{argv0} did not start")
-
-
-def kill(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=10)
+    return run_module_file(MODULE, args, tmp_path, check)
 
 
 def make_tree(root: Path) -> list[str]:

@@ -1,0 +1,90 @@
+"""Running the collection's modules and throwaway daemon look-alikes from integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+
+def run_module_file(
+    module: Path, args: dict[str, Any], tmp_path: Path, check: bool = False
+) -> dict[str, Any]:
+    """Run the real module file in a child Python, the way Ansible runs it on a target."""
+    payload = dict(args, _ansible_check_mode=check, _ansible_diff=True)
+    args_file = tmp_path / f"args-{time.monotonic_ns()}.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
+    proc = subprocess.run(
+        [sys.executable, str(module), str(args_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"module printed no JSON: {proc.stdout}\n{proc.stderr}")
+
+
+def run_adhoc(module: str, args: dict[str, Any], check: bool = False) -> dict[str, Any]:
+    """Run a module through the real ``ansible`` CLI on localhost, return the host's result."""
+    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
+    argv = [
+        str(Path(sys.executable).parent / "ansible"),
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-m",
+        module,
+        "-a",
+        json.dumps(args),
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+        "--diff",
+    ]
+    if check:
+        argv.append("--check")
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
+    try:
+        data = json.loads(proc.stdout)
+        return data["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    except (json.JSONDecodeError, KeyError, IndexError):
+        pytest.fail(f"ansible gave no JSON result: {proc.stdout}\n{proc.stderr}")
+
+
+def spawn(argv0: str, *args: str) -> subprocess.Popen:
+    """A real process whose argv[0] (and so /proc/PID/cmdline) starts with ``argv0``."""
+    proc = subprocess.Popen(
+        [argv0, "-c", "import time; time.sleep(300)", *args],
+        executable=sys.executable,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(proc.pid).cmdline()[:1] == [argv0]:
+                return proc
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.01)
+    pytest.fail(f"{argv0} did not start")
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """SIGKILL the process group ``proc`` leads and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
