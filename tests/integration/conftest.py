@@ -22,8 +22,6 @@ Fixtures:
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -35,15 +33,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from impersonate import ImpersonatedTree, Proc, mention
-
-TOP = Path(__file__).resolve().parents[2]
-
-
-def find_free_port(address: str = "127.0.0.1") -> int:
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((address, 0))
-        return int(sock.getsockname()[1])
+from modrun import ansible_env, find_free_port
 
 
 @pytest.fixture
@@ -95,35 +85,6 @@ def impersonate(tmp_path: Path) -> Iterator[_Impersonator]:
         yield impersonator
     finally:
         impersonator.cleanup()
-
-
-def ansible_env(tmp: Path, extra: Optional[dict[str, str]] = None) -> dict[str, str]:
-    """The environment for ``ansible``/``ansible-playbook`` against this checkout."""
-    collections = TOP / ".build" / "collections"
-    link = collections / "ansible_collections" / "daemonops" / "suite"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            link.symlink_to(TOP)
-        except FileExistsError:  # another test created it meanwhile
-            pass
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CONFIG=str(TOP / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(collections),
-        ANSIBLE_STDOUT_CALLBACK="json",
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_LOCAL_TEMP=str(tmp / "local-tmp"),
-        ANSIBLE_REMOTE_TEMP=str(tmp / "remote-tmp"),
-        ANSIBLE_HOME=str(tmp / "ansible-home"),
-        ANSIBLE_RETRY_FILES_ENABLED="0",
-        ANSIBLE_DEPRECATION_WARNINGS="0",
-    )
-    env.update(extra or {})
-    return env
 
 
 def _inventory(tmp: Path, groups: Sequence[str]) -> Path:

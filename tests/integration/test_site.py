@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 import pytest
-from conftest import ansible_env, find_free_port
+from modrun import ansible_env, find_free_port
 
 TOP = Path(__file__).resolve().parents[2]
 PLAYBOOK = TOP / "playbooks" / "site.yml"
