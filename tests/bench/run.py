@@ -1,0 +1,956 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The benchmarks of daemonops.suite: ``python tests/bench/run.py [--only B1,B3] [--quick]
+[--repeat N] [--json FILE]`` (``make bench``).
+
+For each benchmark it prints our figure, the baseline's figure measured in the same run, their
+ratio (always ours / baseline), the goal and whether it is met. Figures are medians of several
+runs. All load goes to 127.0.0.1 and is bounded in count and time; every process started here
+is killed at the end. docs/performance.md describes the method and records results.
+
+B1 scan alone (process + socket tables, no Ansible) vs a minimal /proc reader (the floor)
+B2 one sesam host end to end: one health_info task vs the vendor procedure as shell tasks vs
+   stock modules (community.general.pids + listen_ports_facts)
+B3 B2 with 10 / 1,000 / 10,000 client connections: health_info vs listen_ports_facts
+B4 fleet of 50 / 200 / 1,000 local hosts, forks 50: the audit playbook vs an ansible.builtin.ping play
+B5 footprint of one health_info run on the target (CPU ms, peak RSS)
+B6 re-run of site.yml on a deployed host vs --check of the same
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchlib as bl
+
+# ------------------------------------------------------------------------------ results
+
+
+@dataclass
+class Row:
+    bench: str
+    case: str
+    ours: Optional[float]
+    baseline: Optional[float]
+    unit: str
+    goal: str = ""  # text shown
+    # how the goal is judged: ("ratio<=", k) ours/baseline <= k; ("ours<=", v) absolute
+    rule: Optional[tuple[str, float]] = None
+    note: str = ""
+    baseline_is_lower_bound: bool = False  # the baseline timed out: its figure is a minimum
+
+    @property
+    def ratio(self) -> Optional[float]:
+        if self.ours is None or not self.baseline:
+            return None
+        return self.ours / self.baseline
+
+    @property
+    def met(self) -> Optional[bool]:
+        if self.rule is None or self.ours is None:
+            return None
+        kind, limit = self.rule
+        if kind == "ours<=":
+            return self.ours <= limit
+        if self.ratio is None:
+            return None
+        return self.ratio <= limit
+
+    def cells(self) -> list[str]:
+        def fmt(value: Optional[float], lower: bool = False) -> str:
+            if value is None:
+                return "-"
+            text = f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+            return (">" if lower else "") + text
+
+        ratio = self.ratio
+        ratio_text = "-" if ratio is None else f"{ratio:.3f}"
+        if ratio is not None and ratio < 1:
+            ratio_text += f" ({1 / ratio:.1f}x faster)"
+        if ratio is not None and self.baseline_is_lower_bound:
+            ratio_text = "<" + ratio_text
+        met = {True: "yes", False: "NO", None: "-"}[self.met]
+        return [
+            self.bench,
+            self.case,
+            f"{fmt(self.ours)} {self.unit}",
+            f"{fmt(self.baseline, self.baseline_is_lower_bound)} {self.unit}"
+            if self.baseline is not None
+            else "-",
+            ratio_text,
+            self.goal or "-",
+            met,
+        ]
+
+
+HEADER = ["benchmark", "case", "ours", "baseline", "ratio ours/base", "goal", "met?"]
+
+
+def print_table(rows: list[Row]) -> None:
+    table = [HEADER, *[r.cells() for r in rows]]
+    widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
+    for index, line in enumerate(table):
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
+        if index == 0:
+            print("  ".join("-" * w for w in widths))
+    notes = [f"  {r.bench} {r.case}: {r.note}" for r in rows if r.note]
+    if notes:
+        print("notes:")
+        print("\n".join(notes))
+
+
+@dataclass
+class Options:
+    quick: bool
+    repeat: int  # runs of cheap measurements
+    repeat_slow: int  # runs of expensive ones (playbooks)
+    workdir: Path
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000.0
+
+
+# --------------------------------------------------------------------------- B1 scan alone
+
+OURS_SCAN = """
+import time
+t0 = time.perf_counter()
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable import ProcessTable
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import SocketTable
+ProcessTable.scan(); SocketTable.scan()
+print(time.perf_counter() - t0)
+"""
+
+FLOOR_SCAN = """
+import time
+t0 = time.perf_counter()
+import sys; sys.path.insert(0, {bench!r})
+import floor
+floor.scan()
+print(time.perf_counter() - t0)
+"""
+
+
+def ours_scan() -> None:
+    from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable import (
+        ProcessTable,
+    )
+    from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import (
+        SocketTable,
+    )
+
+    ProcessTable.scan()
+    SocketTable.scan()
+
+
+def time_call(func: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    func()
+    return time.perf_counter() - started
+
+
+def cold_run(code: str) -> float:
+    out = subprocess.run(
+        [bl.PYTHON, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def bench_b1(opts: Options, procs_target: int = 400, conns: int = 1000) -> list[Row]:
+    import floor
+
+    extra = max(0, procs_target - bl.count_processes())
+    with bl.LoadGen(procs=extra, conns=conns):
+        nprocs = bl.count_processes()
+        case = f"{nprocs} procs, {conns} conns"
+        log(f"B1: {case}")
+        ours_scan()
+        floor.scan()  # warm-up: imports, caches
+        warm_ours, warm_floor, cold_ours, cold_floor = [], [], [], []
+        for _unused in range(opts.repeat):
+            warm_ours.append(time_call(ours_scan))
+            warm_floor.append(time_call(floor.scan))
+            cold_ours.append(cold_run(OURS_SCAN))
+            cold_floor.append(cold_run(FLOOR_SCAN.format(bench=str(bl.BENCH))))
+    goal = "<= 2x floor"
+    return [
+        Row(
+            "B1",
+            f"warm, {case}",
+            ms(bl.median(warm_ours)),
+            ms(bl.median(warm_floor)),
+            "ms",
+            goal,
+            ("ratio<=", 2.0),
+        ),
+        Row(
+            "B1",
+            f"cold, {case}",
+            ms(bl.median(cold_ours)),
+            ms(bl.median(cold_floor)),
+            "ms",
+            goal,
+            ("ratio<=", 2.0),
+            note="cold = a fresh interpreter: imports + first scan (interpreter start excluded)",
+        ),
+    ]
+
+
+# ------------------------------------------------------------------- B2/B3 one sesam host
+
+VENDOR_NAMES = {  # what an operator greps for in `ps -ef` (the sesam process names)
+    "qm": "sm_qm_main",
+    "db": "postmaster",
+    "rmi": "GUIServer",
+    "passd": "sm_passd",
+    "sms": "sm_sms_main",
+    "sms_watch": "sm_sms_watch",
+    "data_server": "sm_data_server",
+    "stpd": "sm_stpd_main",
+    "sshd": "sm_sshd",
+    "sepuler": "sm_sepuler",
+}
+
+
+def vendor_tasks(host: bl.SesamHost) -> list[dict[str, Any]]:
+    """The vendor procedure as shell tasks, per daemon: ``ps -ef | grep NAME``; for a daemon
+    with ports ``lsof -p PID | grep LISTEN`` and, per port, ``netstat -a | grep PORT``."""
+    tasks: list[dict[str, Any]] = []
+    quiet = {"changed_when": False, "failed_when": False}
+    for daemon in host.expected_daemons():
+        name = VENDOR_NAMES[daemon]
+        reg = f"ps_{daemon}"
+        tasks.append(
+            {
+                "name": f"ps -ef | grep {name}",
+                "ansible.builtin.shell": f"ps -ef | grep {name} | grep -v grep",
+                "register": reg,
+                **quiet,
+            }
+        )
+        for index, port in enumerate(host.ports.get(daemon, [])):
+            if index == 0:
+                tasks.append(
+                    {
+                        "name": f"lsof -p PID | grep LISTEN ({daemon})",
+                        "ansible.builtin.shell": f"lsof -p {{{{ {reg}.stdout_lines[0].split()[1] }}}} | grep LISTEN",
+                        "when": f"{reg}.stdout_lines | length > 0",
+                        **quiet,
+                    }
+                )
+            tasks.append(
+                {
+                    "name": f"netstat -a | grep {port}",
+                    "ansible.builtin.shell": f"netstat -a | grep {port}",
+                    **quiet,
+                }
+            )
+    return tasks
+
+
+def stock_tasks(host: bl.SesamHost, include_non_listening: bool = True) -> list[dict[str, Any]]:
+    """Stock modules: community.general.pids per daemon (its regex on the command line) and one
+    community.general.listen_ports_facts with include_non_listening."""
+    data = host.profile_data()
+    tasks: list[dict[str, Any]] = []
+    for daemon in data["daemons"]:
+        if daemon["name"] in host.expected_daemons():
+            tasks.append(
+                {
+                    "name": f"pids {daemon['name']}",
+                    "community.general.pids": {"pattern": daemon["match"]["cmdline"]},
+                }
+            )
+    tasks.append(lpf_task(include_non_listening))
+    return tasks
+
+
+def lpf_task(include_non_listening: bool = True) -> dict[str, Any]:
+    return {
+        "name": "listen_ports_facts",
+        "community.general.listen_ports_facts": {"include_non_listening": include_non_listening},
+    }
+
+
+def ours_task(host: bl.SesamHost) -> dict[str, Any]:
+    return {"name": "health_info", "daemonops.suite.health_info": host.module_args()}
+
+
+def check_healthy(host: bl.SesamHost, workdir: Path, clients: int) -> None:
+    """Before timing: health_info must see the impersonated host as healthy, with the clients."""
+    result = bl.run_module_json("daemonops.suite.health_info", host.module_args(), workdir)
+    if result.get("status") != "SUCCESS":
+        raise RuntimeError(f"health_info on the bench host: {result.get('msg')}")
+    seen = result["summary"]["clients"]
+    if seen < clients:
+        raise RuntimeError(f"health_info saw {seen} clients, the bench opened {clients}")
+
+
+class HostPlays:
+    """The playbooks of B2/B3 for one sesam host, written once."""
+
+    def __init__(self, host: bl.SesamHost, workdir: Path) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.inventory = bl.write_inventory(workdir / "inventory.yml", ["localhost"])
+        self.plays = {
+            "ours": bl.write_play(workdir / "ours.yml", [ours_task(host)]),
+            "vendor": bl.write_play(workdir / "vendor.yml", vendor_tasks(host)),
+            "stock": bl.write_play(workdir / "stock.yml", stock_tasks(host)),
+            "lpf": bl.write_play(workdir / "lpf.yml", [lpf_task(True)]),
+            "empty": bl.write_play(workdir / "empty.yml", []),
+        }
+        self.task_counts = {name: len(self._tasks(path)) for name, path in self.plays.items()}
+
+    @staticmethod
+    def _tasks(path: Path) -> list[Any]:
+        import yaml
+
+        return yaml.safe_load(path.read_text())[0]["tasks"]
+
+    def run(self, name: str, timeout: float = 300) -> bl.PlayRun:
+        return bl.run_playbook(self.plays[name], self.inventory, self.workdir, timeout=timeout)
+
+
+def measure(plays: HostPlays, names: list[str], runs: int, timeouts: dict[str, float]) -> dict:
+    """Median wall and task seconds per play, runs interleaved. A play that times out is run no
+    more and reported as (its timeout, lower bound)."""
+    walls: dict[str, list[float]] = {n: [] for n in names}
+    tasks: dict[str, list[float]] = {n: [] for n in names}
+    timed_out: set[str] = set()
+    for _unused in range(runs):
+        for name in names:
+            if name in timed_out:
+                continue
+            try:
+                run = plays.run(name, timeout=timeouts.get(name, 300))
+            except TimeoutError:
+                timed_out.add(name)
+                walls[name].append(timeouts.get(name, 300))
+                tasks[name].append(timeouts.get(name, 300))
+                continue
+            walls[name].append(run.wall)
+            tasks[name].append(run.tasks)
+    return {
+        n: {
+            "wall": bl.median(walls[n]),
+            "tasks": bl.median(tasks[n]),
+            "runs": len(walls[n]),
+            "timeout": n in timed_out,
+        }
+        for n in names
+    }
+
+
+def bench_b2(opts: Options) -> list[Row]:
+    work = opts.workdir / "b2"
+    with bl.SesamHost(work / "host", marker="b2") as host:
+        check_healthy(host, work, 0)
+        plays = HostPlays(host, work / "plays")
+        log(f"B2: tasks per play {plays.task_counts}")
+        res = measure(plays, ["ours", "vendor", "stock", "empty"], opts.repeat_slow, {})
+    counts = plays.task_counts
+    rows = []
+    for base, factor in (("vendor", 10), ("stock", 5)):
+        label = {"vendor": "vendor shell procedure", "stock": "stock modules"}[base]
+        rows.append(
+            Row(
+                "B2",
+                f"vs {label} ({counts[base]} tasks), task time",
+                ms(res["ours"]["tasks"]),
+                ms(res[base]["tasks"]),
+                "ms",
+                f">= {factor}x faster",
+                ("ratio<=", 1 / factor),
+            )
+        )
+        rows.append(
+            Row(
+                "B2",
+                f"vs {label}, playbook wall",
+                ms(res["ours"]["wall"]),
+                ms(res[base]["wall"]),
+                "ms",
+                f"(info) >= {factor}x",
+                None,
+            )
+        )
+    rows.append(
+        Row(
+            "B2",
+            "empty playbook (fixed cost in every wall figure)",
+            ms(res["empty"]["wall"]),
+            None,
+            "ms",
+            note="ansible-playbook start-up, inventory and play set-up; the same for all plays",
+        )
+    )
+    return rows
+
+
+def bench_b3(opts: Options) -> list[Row]:
+    sizes = [10, 1000] if opts.quick else [10, 1000, 10000]
+    work = opts.workdir / "b3"
+    rows: list[Row] = []
+    ours_by_size: dict[int, float] = {}
+    scan_ours: dict[int, float] = {}
+    scan_floor: dict[int, float] = {}
+    check_ours: dict[int, float] = {}
+    import floor
+
+    with bl.SesamHost(work / "host", marker="b3") as host:
+        plays = HostPlays(host, work / "plays")
+        for size in sizes:
+            with bl.LoadGen(conns=size, connect=host.ports["rmi"][0]):
+                check_healthy(host, work, size)
+                log(f"B3: {size} connections to rmi")
+                # listen_ports_facts with include_non_listening grows steeply with sockets:
+                # bounded, and run once where one run takes long
+                lpf_timeout = 60.0 if size > 1000 else 180.0
+                slow = size >= 1000
+                names = ["ours", "lpf"] if opts.quick else ["ours", "lpf", "vendor"]
+                scan_ours[size] = bl.median(
+                    time_call(socket_scan) for _unused in range(opts.repeat)
+                )
+                check_ours[size] = bl.median(
+                    time_call(lambda: health_check(host)) for _unused in range(opts.repeat)
+                )
+                scan_floor[size] = bl.median(
+                    time_call(floor.read_sockets) for _unused in range(opts.repeat)
+                )
+                res = measure(plays, ["ours"], opts.repeat_slow, {})
+                others = measure(
+                    plays,
+                    names[1:],
+                    1 if slow else opts.repeat_slow,
+                    {"lpf": lpf_timeout, "vendor": 180.0},
+                )
+                res.update(others)
+            ours_by_size[size] = res["ours"]["tasks"]
+            lpf = res["lpf"]
+            rows.append(
+                Row(
+                    "B3",
+                    f"{size} conns: vs listen_ports_facts(include_non_listening), task time",
+                    ms(res["ours"]["tasks"]),
+                    ms(lpf["tasks"]),
+                    "ms",
+                    ">= 20x faster" if size == 1000 else "(info)",
+                    ("ratio<=", 1 / 20) if size == 1000 else None,
+                    note=f"baseline timed out after {lpf_timeout:.0f} s"
+                    if lpf["timeout"]
+                    else f"baseline runs: {lpf['runs']}",
+                    baseline_is_lower_bound=lpf["timeout"],
+                )
+            )
+            if "vendor" in res:
+                vendor = res["vendor"]
+                rows.append(
+                    Row(
+                        "B3",
+                        f"{size} conns: vs vendor shell procedure, task time",
+                        ms(res["ours"]["tasks"]),
+                        ms(vendor["tasks"]),
+                        "ms",
+                        "(info) >= 10x",
+                        None,
+                        baseline_is_lower_bound=vendor["timeout"],
+                    )
+                )
+    low, high = min(ours_by_size), max(ours_by_size)
+    per_task = ms(ours_by_size[high] - ours_by_size[low]) / (high - low)
+    per_check = ms(check_ours[high] - check_ours[low]) / (high - low)
+    rows.append(
+        Row(
+            "B3",
+            f"added cost per connection, the health check ({low} -> {high})",
+            per_check,
+            None,
+            "ms",
+            "<= 0.05 ms",
+            ("ours<=", 0.05),
+            note="in-process HealthChecker.run() (medians); each loopback connection is 2 TCP "
+            "sockets in the table (client and server end)",
+        )
+    )
+    rows.append(
+        Row(
+            "B3",
+            f"added cost per connection, health_info task time ({low} -> {high})",
+            per_task,
+            None,
+            "ms",
+            "(info)",
+            note="task times differ by less than their run-to-run noise on a busy machine",
+        )
+    )
+    rows.append(
+        Row(
+            "B3",
+            f"socket scan alone, added cost per connection ({low} -> {high})",
+            ms(scan_ours[high] - scan_ours[low]) / (high - low),
+            ms(scan_floor[high] - scan_floor[low]) / (high - low),
+            "ms",
+            "(info)",
+            note="in-process SocketTable.scan() vs the /proc floor of B1 (tests/bench/floor.py)",
+        )
+    )
+    return rows
+
+
+def health_check(host: bl.SesamHost) -> None:
+    """What health_info does on the target, in-process (profile loaded outside the timing)."""
+    from ansible_collections.daemonops.suite.plugins.module_utils._suite.health import (
+        HealthChecker,
+    )
+
+    args = host.module_args()
+    result = HealthChecker(host.profile(), args["roles"], instance=args["instance"]).run()
+    if result["status"] != "SUCCESS":
+        raise RuntimeError(f"health check: {result['msg']}")
+
+
+def socket_scan() -> None:
+    from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import (
+        SocketTable,
+    )
+
+    SocketTable.scan()
+
+
+# ------------------------------------------------------------------------------- B4 fleet
+
+
+def bench_b4(opts: Options) -> list[Row]:
+    sizes = [50] if opts.quick else [50, 200, 1000]
+    work = opts.workdir / "b4"
+    rows: list[Row] = []
+    trees = 4
+    hosts_ctx = [bl.SesamHost(work / f"tree{k}", marker=f"b4-{k}") for k in range(trees)]
+    try:
+        for host in hosts_ctx:
+            host.__enter__()
+        sample = bl.run_module_json(
+            "daemonops.suite.health_info", hosts_ctx[0].module_args(), work / "sample"
+        )
+        ping = bl.write_play(work / "ping.yml", [{"name": "ping", "ansible.builtin.ping": {}}])
+        audit = bl.TOP / "playbooks" / "health_audit.yml"
+        for size in sizes:
+            names = [f"h{index:04d}" for index in range(size)]
+            host_vars = {}
+            for index, name in enumerate(names):
+                tree = hosts_ctx[index % trees]
+                host_vars[name] = {
+                    "health_audit_profile": str(tree.profile_path),
+                    "health_audit_instance": tree.module_args()["instance"],
+                    "health_audit_roles": ["server"],
+                }
+            inventory = bl.write_inventory(work / f"fleet-{size}.yml", names, "server", host_vars)
+            reports = work / f"reports-{size}"
+            args = ["-e", f"health_audit_report_dir={reports}"]
+            runs = opts.repeat_slow if size <= 50 else 1  # bounded: a 1,000-host run takes minutes
+            log(f"B4: {size} hosts, {runs} run(s)")
+            walls: dict[str, list[float]] = {"audit": [], "ping": []}
+            aggregation: list[float] = []
+            for _unused in range(runs):
+                run = bl.run_playbook(audit, inventory, work, args, timeout=900, forks=50)
+                walls["audit"].append(run.wall)
+                aggregation.append(run.task_seconds("Write the fleet report") / size)
+                check_report(reports, size)
+                run = bl.run_playbook(ping, inventory, work, timeout=900, forks=50)
+                walls["ping"].append(run.wall)
+            rows.append(
+                Row(
+                    "B4",
+                    f"{size} hosts, forks 50: audit playbook vs ping play",
+                    bl.median(walls["audit"]),
+                    bl.median(walls["ping"]),
+                    "s",
+                    "<= 1.2x ping",
+                    ("ratio<=", 1.2),
+                    note=f"runs: {runs}",
+                )
+            )
+            rows.append(
+                Row(
+                    "B4",
+                    f"{size} hosts: report build + render (5 formats) alone, per host",
+                    ms(bl.median(render_alone(sample, size) for _unused in range(opts.repeat))),
+                    None,
+                    "ms",
+                    "(info)",
+                    note="the audit_report plugin's functions in-process, no Ansible templating",
+                )
+            )
+            rows.append(
+                Row(
+                    "B4",
+                    f"{size} hosts: report aggregation per host",
+                    ms(bl.median(aggregation)),
+                    None,
+                    "ms",
+                    "<= 1 ms/host",
+                    ("ours<=", 1.0),
+                )
+            )
+    finally:
+        for host in hosts_ctx:
+            host.__exit__()
+    return rows
+
+
+def render_alone(sample: dict[str, Any], size: int) -> float:
+    """Seconds per host to aggregate ``size`` copies of one real health_info result and render
+    every report format (what the audit_report action does, without Ansible around it)."""
+    from ansible_collections.daemonops.suite.plugins.plugin_utils.audit_report import (
+        FORMATS,
+        build_report,
+        render,
+    )
+
+    results = {f"h{index:04d}": sample for index in range(size)}
+    started = time.perf_counter()
+    report = build_report(results, time.time())
+    for fmt in FORMATS:
+        render(report, fmt)
+    return (time.perf_counter() - started) / size
+
+
+def check_report(reports: Path, size: int) -> None:
+    path = reports / "health_audit.json"
+    if not path.is_file():
+        raise RuntimeError(f"the audit wrote no {path}")
+    text = path.read_text()
+    data = json.loads(text)
+    hosts = data.get("hosts", data)
+    if isinstance(hosts, (dict, list)) and len(hosts) < size:
+        raise RuntimeError(f"the audit report lists {len(hosts)} hosts, the inventory {size}")
+
+
+# --------------------------------------------------------------------------- B5 footprint
+
+
+USAGE_LAUNCHER = """
+import json, os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+out = child.stdout.read()
+_, _, usage = os.wait4(child.pid, 0)
+sys.stdout.write(json.dumps([usage.ru_utime + usage.ru_stime, usage.ru_maxrss]) + "\\n")
+sys.stdout.flush()
+sys.stdout.buffer.write(out)
+"""
+
+
+def run_with_usage(cmd: list[str], timeout: float = 120) -> tuple[float, float, str]:
+    """Run ``cmd``; (CPU ms, peak RSS MB, output) from wait4 in a small launcher process.
+
+    The launcher is needed for the RSS: Linux keeps a process's peak RSS across exec, so a
+    command forked straight from this (large) process would report this process's size."""
+    proc = subprocess.run(
+        [bl.PYTHON, "-c", USAGE_LAUNCHER, *cmd],
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    first, _unused, out = proc.stdout.partition(b"\n")
+    cpu, maxrss_kb = json.loads(first)
+    return ms(cpu), maxrss_kb / 1024.0, out.decode(errors="replace")
+
+
+def ansiballz(module: str, args: dict[str, Any], workdir: Path) -> Path:
+    """The AnsiballZ payload Ansible sends to a target for ``module`` with ``args`` (kept with
+    ANSIBLE_KEEP_REMOTE_FILES from one real ``ansible`` run): what the target executes."""
+    remote = workdir / f"remote-{module.rsplit('.', 1)[1]}"
+    old = {k: os.environ.get(k) for k in ("ANSIBLE_KEEP_REMOTE_FILES", "ANSIBLE_REMOTE_TMP")}
+    os.environ.update(ANSIBLE_KEEP_REMOTE_FILES="1", ANSIBLE_REMOTE_TMP=str(remote))
+    try:
+        result = bl.run_module_json(module, args, workdir)
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    if result.get("failed"):
+        raise RuntimeError(f"{module}: {result.get('msg')}")
+    found = sorted(remote.rglob("AnsiballZ_*.py"))
+    if not found:
+        raise RuntimeError(f"{module}: no AnsiballZ payload kept under {remote}")
+    return found[-1]
+
+
+def bench_b5(opts: Options, conns: int = 0) -> list[Row]:
+    work = opts.workdir / "b5"
+    rows = []
+    with bl.SesamHost(work / "host", marker="b5") as host:
+        cases = [(0, "sesam host")] + ([(conns, f"sesam host, {conns} conns")] if conns else [])
+        for size, label in cases:
+            with bl.LoadGen(conns=size, connect=host.ports["rmi"][0] if size else None):
+                ours_cmd = [
+                    bl.PYTHON,
+                    str(
+                        ansiballz(
+                            "daemonops.suite.health_info", host.module_args(), work / f"z{size}"
+                        )
+                    ),
+                ]
+                base_cmd = [
+                    bl.PYTHON,
+                    str(
+                        ansiballz(
+                            "community.general.listen_ports_facts",
+                            {"include_non_listening": False},
+                            work / f"z{size}",
+                        )
+                    ),
+                ]
+                cpu: dict[str, list[float]] = {"ours": [], "base": []}
+                rss: dict[str, list[float]] = {"ours": [], "base": []}
+                for _unused in range(opts.repeat):
+                    for key, cmd in (("ours", ours_cmd), ("base", base_cmd)):
+                        c, r, out = run_with_usage(cmd)
+                        if '"failed": true' in out or "Traceback" in out:
+                            raise RuntimeError(f"{' '.join(cmd)}: {out[-2000:]}")
+                        if key == "ours" and '"status": "SUCCESS"' not in out:
+                            raise RuntimeError(f"health_info not SUCCESS: {out[-2000:]}")
+                        cpu[key].append(c)
+                        rss[key].append(r)
+            rows.append(
+                Row(
+                    "B5",
+                    f"{label}: CPU time",
+                    bl.median(cpu["ours"]),
+                    bl.median(cpu["base"]),
+                    "ms",
+                    "<= 100 CPU-ms",
+                    ("ours<=", 100.0),
+                    note="the AnsiballZ payloads as a target runs them; baseline: "
+                    "community.general.listen_ports_facts (listening only)",
+                )
+            )
+            rows.append(
+                Row(
+                    "B5",
+                    f"{label}: peak RSS",
+                    bl.median(rss["ours"]),
+                    bl.median(rss["base"]),
+                    "MB",
+                    "<= 40 MB",
+                    ("ours<=", 40.0),
+                )
+            )
+        ping = [bl.PYTHON, str(ansiballz("ansible.builtin.ping", {"data": "pong"}, work / "zp"))]
+        ping_cpu = bl.median(run_with_usage(ping)[0] for _unused in range(opts.repeat))
+    rows.append(
+        Row(
+            "B5",
+            "any module's fixed cost: ansible.builtin.ping payload, CPU time",
+            ping_cpu,
+            None,
+            "ms",
+            note="interpreter + AnsiballZ + ansible.module_utils.basic, paid by every module",
+        )
+    )
+    return rows
+
+
+# ---------------------------------------------------------------------------- B6 re-run
+
+
+def bench_b6(opts: Options) -> list[Row]:
+    import psutil
+
+    work = opts.workdir / "b6"
+    root = work / "deploy"
+    root.mkdir(parents=True)
+    ui, stpd1, stpd2, stpd3, ctrl, sshd = bl.free_ports(6)
+    config = root / "etc" / "refsuite.ini"
+    host_vars = {
+        "common_prefix": str(root / "opt"),
+        "common_config_file": str(config),
+        "common_state_dir": str(root / "state"),
+        "common_log_dir": str(root / "log"),
+        "common_systemd_unit_dir": str(root / "systemd"),
+        "common_service_backend": "direct",
+        "common_retry_interval": 0,
+        "common_ports": {"ui": [ui], "stpd": [stpd1, stpd2, stpd3], "ctrl": [ctrl], "sshd": [sshd]},
+    }
+    inventory = bl.write_inventory(
+        work / "inventory.yml", ["localhost"], "server", {"localhost": host_vars}
+    )
+    site = bl.TOP / "playbooks" / "site.yml"
+    try:
+        log("B6: first deployment")
+        bl.run_playbook(site, inventory, work, timeout=600)
+        reruns, checks, counts = [], [], {}
+        for _unused in range(opts.repeat_slow):
+            run = bl.run_playbook(site, inventory, work, timeout=600)
+            changed = sum(s.get("changed", 0) for s in run.timer["stats"].values())
+            if changed:
+                raise RuntimeError(f"site.yml re-run is not a no-op: {changed} changed")
+            reruns.append(run.wall)
+            counts["rerun"] = run.tasks_per_host()
+            run = bl.run_playbook(site, inventory, work, ["--check"], timeout=600)
+            checks.append(run.wall)
+            counts["check"] = run.tasks_per_host()
+    finally:
+        subprocess.run(
+            [bl.PYTHON, str(bl.REFSUITE), "--config", str(config), "stop", "--force"],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        for proc in psutil.process_iter(["cmdline"]):
+            if str(config) in " ".join(proc.info["cmdline"] or []):
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
+    return [
+        Row(
+            "B6",
+            "no-op site.yml re-run vs --check of it",
+            bl.median(reruns),
+            bl.median(checks),
+            "s",
+            "<= 1.5x",
+            ("ratio<=", 1.5),
+            note=f"tasks per host: re-run {counts['rerun']:.0f}, --check {counts['check']:.0f}",
+        ),
+    ]
+
+
+# ------------------------------------------------------------------------------- main
+
+BENCHES: dict[str, Callable[[Options], list[Row]]] = {
+    "B1": bench_b1,
+    "B2": bench_b2,
+    "B3": bench_b3,
+    "B4": bench_b4,
+    "B5": lambda opts: bench_b5(opts, 0 if opts.quick else 1000),
+    "B6": bench_b6,
+}
+
+
+def machine() -> dict[str, Any]:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:  # pragma: no cover
+        pass
+    import psutil
+
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "kernel": platform.release(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "psutil": psutil.__version__,
+        "load_before": os.getloadavg(),
+    }
+
+
+def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmarks of daemonops.suite (see docs/performance.md)."
+    )
+    parser.add_argument("--only", default="", help="comma list of benchmarks, e.g. B1,B3")
+    parser.add_argument("--quick", action="store_true", help="small sizes, fewer runs (< 5 min)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=0,
+        help="runs per figure (median); default 5 cheap / 3 playbooks, quick 3/1",
+    )
+    parser.add_argument("--json", default="", help="also write the rows and machine to FILE")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+    only = [b.strip().upper() for b in args.only.split(",") if b.strip()]
+    unknown = [b for b in only if b not in BENCHES]
+    if unknown:
+        parser.error(f"--only: unknown {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
+    if args.repeat < 0 or args.repeat > 50:
+        parser.error("--repeat: give 1..50")
+    args.only = only or list(BENCHES)
+    return args
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    bl.setup_env()
+    bl.raise_nofile(20000)
+    workdir = Path(tempfile.mkdtemp(prefix="daemonops-bench-"))
+    if args.repeat:
+        repeat, repeat_slow = args.repeat, args.repeat
+    elif args.quick:
+        repeat, repeat_slow = 3, 1
+    else:
+        repeat, repeat_slow = 5, 3
+    opts = Options(quick=args.quick, repeat=repeat, repeat_slow=repeat_slow, workdir=workdir)
+    info = machine()
+    log(f"machine: {info}; work directory {workdir}")
+    rows: list[Row] = []
+    failures: list[str] = []
+    started = time.monotonic()
+    try:
+        for name in args.only:
+            t0 = time.monotonic()
+            try:
+                rows.extend(BENCHES[name](opts))
+            except Exception as exc:  # a broken benchmark must not hide the others' figures
+                failures.append(f"{name}: {exc.__class__.__name__}: {exc}")
+                log(f"{name} FAILED: {exc}")
+            log(f"{name} took {time.monotonic() - t0:.0f} s")
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(
+        f"\ndaemonops.suite benchmarks, {info['date']}, {info['nproc']} x {info['cpu']}, "
+        f"kernel {info['kernel']}, runs per figure {repeat} (playbooks {repeat_slow}), "
+        f"{time.monotonic() - started:.0f} s"
+    )
+    print_table(rows)
+    if failures:
+        print("benchmarks that could not run:")
+        for failure in failures:
+            print(f"  {failure}")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "rows": [{**asdict(r), "ratio": r.ratio, "met": r.met} for r in rows],
+                    "failures": failures,
+                },
+                indent=2,
+            )
+        )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
