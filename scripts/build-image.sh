@@ -67,7 +67,7 @@ cleanup() {
   # debootstrap can leave /proc or /sys mounted inside the tree when it fails: unmount first,
   # and never remove anything but the mktemp directory made above.
   local m
-  for m in $(awk -v r="$rootfs" '$2 ~ "^"r {print $2}' /proc/mounts | sort -r); do
+  awk -v r="$rootfs" '$2 ~ "^"r {print $2}' /proc/mounts | sort -r | while read -r m; do
     umount -l "$m" || true
   done
   case $workdir in /var/tmp/daemonops-rootfs.*) rm -rf --one-file-system "$workdir" ;; esac

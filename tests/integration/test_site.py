@@ -61,7 +61,13 @@ def run_site(root: Path, variables: dict[str, Any], *args: str) -> dict[str, Any
         *args,
     ]
     proc = subprocess.run(
-        cmd, env=ansible_env(work), cwd=str(TOP), capture_output=True, text=True, timeout=600
+        cmd,
+        env=ansible_env(work),
+        cwd=str(TOP),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     try:
         output = json.loads(proc.stdout)

@@ -119,7 +119,7 @@ def test_start_check_apply_idempotent() -> None:
 
 def test_start_that_never_comes_up_names_daemon_and_logs() -> None:
     world: dict[str, Any] = {"states": {}, "after_start": {"qm": "online", "sshd": "offline"}}
-    mgr, _ = manager(world, "started", timeout=3)
+    mgr, _unused = manager(world, "started", timeout=3)
     with pytest.raises(SuiteError) as info:
         mgr.run()
     message = str(info.value)
