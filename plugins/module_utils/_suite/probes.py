@@ -7,9 +7,7 @@ is what a person reads in the health report ("HTTP 200", "connection refused", .
 
 from __future__ import annotations
 
-import http.client
 import socket
-import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +63,10 @@ def http_probe(
     """GET ``path``; ok when the status is ``expected_status`` (any status when None).
     TLS certificates are not verified: the probe checks that the daemon answers, not who it is
     (suites generate self-signed certificates)."""
+    # imported here: http.client and ssl cost a health check ~30 ms when no HTTP probe runs
+    import http.client
+    import ssl
+
     connection: http.client.HTTPConnection
     if tls:
         context = ssl.create_default_context()
