@@ -127,7 +127,7 @@ def test_cluster_reset_refused_with_a_connected_client_and_deleted_nothing():
     assert rec["reset_rc"] != 0, "cluster_reset.yml succeeded although a client was connected"
     stops = task_results(rec["reset_output"], "Stop the suite on every member")
     assert not stops, f"cluster_reset stopped members despite the client: {stops}"
-    assert f"{MARKER}/marker" in rec["tree_after"] or MARKER in rec["tree_after"]
+    assert f"{MARKER}/marker" in rec["tree_after"], rec["tree_after"]
     assert rec["tree_after"] == rec["tree_before"], (rec["tree_before"], rec["tree_after"])
     assert "STATUS=SUCCESS" in rec["status_after"]
 
@@ -145,7 +145,8 @@ def test_cluster_reset_cleared_the_shared_data_exactly_once():
     assert len(changed) == 1, once
     each = task_results(rec["reset_output"], "Clear each member's own cluster data")
     assert not [h for h, r in each.items() if r.get("changed")], each
-    assert MARKER not in rec["tree_after"], rec["tree_after"]
+    # depth 2 is `rm -rf <cluster>/*/*`: the first-level directories stay, their contents go
+    assert f"{MARKER}/marker" not in rec["tree_after"], rec["tree_after"]
 
 
 def test_every_member_came_back_online_after_the_reset():
@@ -157,7 +158,7 @@ def test_every_member_came_back_online_after_the_reset():
 
 def test_cluster_marker_is_gone_from_every_member():
     for member in (SERVER, RDS):
-        assert not get_host(f"podman://{member}").file(MARKER).exists
+        assert not get_host(f"podman://{member}").file(f"{MARKER}/marker").exists
 
 
 # -- 6 health audit --------------------------------------------------------------------------
