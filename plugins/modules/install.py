@@ -10,10 +10,12 @@ module: install
 short_description: Put a suite's components in place (bundled refsuite or a checksummed archive)
 version_added: 0.1.0
 description:
-  - With O(source=bundled), installs the reference suite from a source tree on the target (the
-    collection's C(refsuite/) directory, staged there by the C(daemonops.suite.common) role) as
-    C(<prefix>/bin/refsuite), C(<prefix>/lib/refsuite/) and C(<prefix>/VERSION). Files are
-    compared by SHA-256 and only written (atomically) when their content differs.
+  - With O(source=bundled), installs the reference suite as C(<prefix>/bin/refsuite),
+    C(<prefix>/lib/refsuite/) and C(<prefix>/VERSION). Without O(src), the action plugin reads the
+    collection's C(refsuite/) files on the controller and ships them with the module, so nothing
+    has to be staged on the target; with O(src), from a source tree already on the target. Files
+    are compared by SHA-256 and only written (atomically) when their content differs; files no
+    longer in the source are removed from C(<prefix>/lib/refsuite/).
   - With O(source=archive), verifies the SHA-256 of a release C(.tar.gz) before anything
     changes, unpacks it to C(<prefix>/releases/<version>/) and switches the C(current) symlink
     atomically; C(<prefix>/bin), C(<prefix>/lib) and C(<prefix>/VERSION) point into C(current).
@@ -31,9 +33,16 @@ options:
     default: bundled
   src:
     description:
-      - The reference suite's source tree on the target (a directory holding C(refsuite/__init__.py)
-        and C(VERSION)). Required with O(source=bundled).
+      - A reference suite source tree on the target (a directory holding C(refsuite/__init__.py)
+        and C(VERSION)) to install with O(source=bundled) instead of the collection's own
+        C(refsuite/), which the action plugin ships when O(src) is omitted.
     type: path
+  bundle:
+    description:
+      - Internal, filled in by the action plugin; do not set it yourself.
+      - The collection's C(refsuite/) files for O(source=bundled) as relative path to base64
+        content. Mutually exclusive with O(src).
+    type: dict
   prefix:
     description: Installation directory.
     type: path
@@ -64,7 +73,12 @@ notes:
 """
 
 EXAMPLES = r"""
-- name: Install the bundled refsuite staged in /var/tmp/refsuite-src
+- name: Install the refsuite bundled with the collection (shipped by the action plugin)
+  daemonops.suite.install:
+    source: bundled
+    prefix: /opt/refsuite
+
+- name: Install a refsuite source tree that is already on the target
   daemonops.suite.install:
     source: bundled
     src: /var/tmp/refsuite-src
@@ -146,14 +160,24 @@ class Install(SuiteAction):
     def run(self) -> dict:
         params = self.params
         if params["source"] == "bundled":
-            if not params["src"]:
-                raise SuiteError("src: required with source=bundled (the staged refsuite/ tree)")
+            if not params["src"] and params["bundle"] is None:
+                raise SuiteError(
+                    "src: give src (a refsuite tree on the target) with source=bundled, or call "
+                    "the module by its FQCN daemonops.suite.install so that its action plugin "
+                    "ships the collection's refsuite/ as bundle"
+                )
             installer = BundledInstaller(
-                params["src"], params["prefix"], check_mode=self.check_mode, python=params["python"]
+                params["src"] or None,
+                params["prefix"],
+                check_mode=self.check_mode,
+                python=params["python"],
+                bundle=None if params["src"] else params["bundle"],
             )
         else:
             if params["src"]:
                 raise SuiteError("src: only for source=bundled; use archive with source=archive")
+            if params["bundle"] is not None:
+                raise SuiteError("bundle: only for source=bundled; use archive with source=archive")
             installer = ArchiveInstaller(
                 params["prefix"],
                 archive=params["archive"],
@@ -172,6 +196,7 @@ def main() -> None:
     argument_spec = dict(
         source=dict(type="str", choices=["bundled", "archive"], default="bundled"),
         src=dict(type="path"),
+        bundle=dict(type="dict"),
         prefix=dict(type="path", default="/opt/refsuite"),
         archive=dict(type="str"),
         sha256=dict(type="str"),
@@ -181,7 +206,7 @@ def main() -> None:
     run_module(
         Install,
         argument_spec,
-        required_if=[("source", "bundled", ["src"])],
+        mutually_exclusive=[("src", "bundle")],
         required_by={"archive": ["sha256"]},
     )
 

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -53,6 +54,45 @@ def test_bundled_install_check_apply_idempotent(ansible_module, tmp_path: Path) 
     (prefix / "lib" / "refsuite" / "cli.py").write_text("# tampered\n")
     repaired = ansible_module("install", args)
     assert repaired["changed"] is True and repaired["files"] == ["lib/refsuite/cli.py"]
+
+
+def test_bundled_shipped_by_the_action_plugin(ansible_module, tmp_path: Path) -> None:
+    """source=bundled without src: the action plugin ships the collection's refsuite/."""
+    prefix = tmp_path / "opt"
+    args = {"source": "bundled", "prefix": str(prefix)}
+    first, applied, check_again, again = four_times(ansible_module, args)
+    assert first["changed"] is True and "lib/refsuite/cli.py" in first["files"]
+    assert "bin/refsuite  (absent)" in first["diff"]["before"]
+    assert applied["changed"] is True and applied["files"] == first["files"]
+    assert check_again["changed"] is False and again["changed"] is False
+    assert again["files"] == []
+    # the module got the files' content, the echoed arguments only a summary of it
+    shipped = again["invocation"]["module_args"]["bundle"]
+    assert isinstance(shipped, str) and "files of the collection's refsuite/" in shipped
+    package = {
+        p.relative_to(SRC / "refsuite").as_posix()
+        for p in (SRC / "refsuite").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    installed = {
+        p.relative_to(prefix / "lib" / "refsuite").as_posix()
+        for p in (prefix / "lib" / "refsuite").rglob("*")
+        if p.is_file()
+    }
+    assert installed == package
+    for rel in package:
+        assert (prefix / "lib" / "refsuite" / rel).read_bytes() == (
+            SRC / "refsuite" / rel
+        ).read_bytes()
+    assert not (prefix / "README.md").exists()
+    version = (SRC / "VERSION").read_text().strip()
+    assert applied["version"] == version and (prefix / "VERSION").read_text() == version + "\n"
+    launcher = prefix / "bin" / "refsuite"
+    assert launcher.read_text().splitlines()[0] == f"#!{sys.executable}"
+    out = subprocess.run(
+        [str(launcher), "version"], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == version
 
 
 def make_release(path: Path, version: str) -> str:
@@ -133,6 +173,14 @@ def test_archive_missing_or_without_checksum_is_refused(ansible_module, tmp_path
         {"source": "archive", "archive": str(tmp_path / "x.tar.gz"), "prefix": str(prefix)},
     )
     assert no_sum["failed"] is True and "sha256" in no_sum["msg"]
-    no_src = ansible_module("install", {"source": "bundled", "prefix": str(prefix)})
-    assert no_src["failed"] is True and "src" in no_src["msg"]
+    bad_bundle = ansible_module(
+        "install",
+        {"source": "bundled", "prefix": str(prefix), "bundle": {"refsuite/x.py": "%%%"}},
+    )
+    assert bad_bundle["failed"] is True
+    assert bad_bundle["msg"].startswith("bundle: entry 'refsuite/x.py' is not valid base64")
+    both = ansible_module(
+        "install", {"source": "bundled", "src": str(SRC), "bundle": {}, "prefix": str(prefix)}
+    )
+    assert both["failed"] is True and "mutually exclusive: src|bundle" in both["msg"]
     assert not prefix.exists()

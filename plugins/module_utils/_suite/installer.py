@@ -5,7 +5,9 @@
 
 Layouts under ``prefix``:
 
-- bundled: ``bin/refsuite`` (a launcher), ``lib/refsuite/...`` (the package), ``VERSION``.
+- bundled: ``bin/refsuite`` (a launcher), ``lib/refsuite/...`` (the package), ``VERSION``,
+  from a source tree on the target (``src``) or from the ``bundle`` the action plugin ships
+  (relpath -> base64, relative to the collection's ``refsuite/``); both give the same files.
   Idempotent by content: a file is written only when its sha256 differs.
 - archive: ``releases/<version>/{bin,lib,VERSION}`` unpacked from a tar.gz whose sha256 is checked
   before anything changes, ``current`` -> ``releases/<version>`` switched atomically (os.replace of
@@ -15,6 +17,8 @@ Layouts under ``prefix``:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 import re
@@ -22,6 +26,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
@@ -82,63 +87,153 @@ def _lines(entries: dict[str, str]) -> str:
     return "".join(f"{path}  {digest}\n" for path, digest in sorted(entries.items()))
 
 
-def read_version(src: str) -> str:
-    """The version of a source tree: its VERSION file, else ``__version__`` of the package."""
-    version_file = os.path.join(src, "VERSION")
-    if os.path.isfile(version_file):
-        with open(version_file, encoding="utf-8") as handle:
-            version = handle.read().strip()
+def _version_of(sources: Mapping[str, bytes], where: str) -> str:
+    """The version of a source file set: its VERSION, else ``__version__`` of the package."""
+    data = sources.get("VERSION")
+    if data is not None:
+        version = data.decode("utf-8", "replace").strip()
         if version:
             return version
-    init = os.path.join(src, PACKAGE, "__init__.py")
-    if os.path.isfile(init):
-        with open(init, encoding="utf-8") as handle:
-            match = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", handle.read(), re.M)
+    init = sources.get(f"{PACKAGE}/__init__.py")
+    if init is not None:
+        text = init.decode("utf-8", "replace")
+        match = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
         if match:
             return match.group(1)
-    raise SuiteError(f"src: {src} has no VERSION file and no {PACKAGE}/__init__.py __version__")
+    raise SuiteError(f"{where} has no VERSION file and no {PACKAGE}/__init__.py __version__")
+
+
+def tree_sources(src: str) -> dict[str, bytes]:
+    """The files of a refsuite source tree on disk that an install uses.
+
+    Returns relpath ('/'-separated, relative to ``src``) -> content for ``VERSION``,
+    ``bin/<package>`` and every file under ``<package>/`` (caches and compiled files left out).
+    """
+    sources: dict[str, bytes] = {}
+    package = os.path.join(src, PACKAGE)
+    for root, dirs, names in os.walk(package):
+        dirs[:] = sorted(d for d in dirs if d not in _IGNORED_PARTS)
+        for name in sorted(names):
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, src)
+            if _ignored(rel) or not os.path.isfile(full):
+                continue
+            with open(full, "rb") as handle:
+                sources[rel.replace(os.sep, "/")] = handle.read()
+    for rel in ("VERSION", f"bin/{PACKAGE}"):
+        path = os.path.join(src, *rel.split("/"))
+        if os.path.isfile(path):
+            with open(path, "rb") as handle:
+                sources[rel] = handle.read()
+    return sources
+
+
+def bundle_sources(bundle: Mapping[str, Any]) -> dict[str, bytes]:
+    """Decode the ``bundle`` option (relpath -> base64 content) that the action plugin sends.
+
+    Relpaths are relative to the collection's ``refsuite/``: ``VERSION``, ``bin/<package>`` and
+    ``<package>/...``. Anything else, an unsafe path or content that is not base64 is refused
+    with a SuiteError naming ``bundle``.
+    """
+    hint = "(the bundle is filled in by the action plugin: do not set it yourself)"
+    if not isinstance(bundle, Mapping):
+        raise SuiteError(f"bundle: must be a dict of relative path -> base64 content {hint}")
+    sources: dict[str, bytes] = {}
+    for rel, encoded in sorted(bundle.items()):
+        if not isinstance(rel, str) or not rel:
+            raise SuiteError(f"bundle: entry {rel!r} is not a relative path {hint}")
+        parts = rel.split("/")
+        if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise SuiteError(f"bundle: entry '{rel}' is not a safe relative path; refused {hint}")
+        if rel not in ("VERSION", f"bin/{PACKAGE}") and not (
+            len(parts) > 1 and parts[0] == PACKAGE
+        ):
+            raise SuiteError(
+                f"bundle: unexpected entry '{rel}' (only VERSION, bin/{PACKAGE} and "
+                f"{PACKAGE}/...) {hint}"
+            )
+        if _ignored(rel):
+            continue
+        if not isinstance(encoded, str):
+            raise SuiteError(f"bundle: entry '{rel}' must be base64 text {hint}")
+        try:
+            sources[rel] = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise SuiteError(f"bundle: entry '{rel}' is not valid base64 ({exc}) {hint}")
+    return sources
+
+
+def read_version(src: str) -> str:
+    """The version of a source tree: its VERSION file, else ``__version__`` of the package."""
+    return _version_of(tree_sources(src), f"src: {src}")
 
 
 class BundledInstaller:
-    """Install the reference suite from a source tree (``src``) on the target into ``prefix``."""
+    """Install the reference suite into ``prefix`` from a source tree on the target (``src``)
+    or from a ``bundle`` (relpath -> base64 content) shipped by the action plugin."""
 
     def __init__(
-        self, src: str, prefix: str, check_mode: bool = False, python: Optional[str] = None
+        self,
+        src: Optional[str],
+        prefix: str,
+        check_mode: bool = False,
+        python: Optional[str] = None,
+        bundle: Optional[Mapping[str, Any]] = None,
     ) -> None:
-        self.src = os.path.abspath(src)
+        if (src is None) == (bundle is None):
+            raise SuiteError(
+                "src: give exactly one of src (a refsuite tree on the target) or bundle"
+            )
+        self.src = os.path.abspath(src) if src is not None else None
+        self.bundle = bundle
         self.prefix = os.path.abspath(prefix)
         self.check_mode = check_mode
         self.python = python or sys.executable or "/usr/bin/python3"
+        self._sources: Optional[dict[str, bytes]] = None
+
+    @property
+    def where(self) -> str:
+        """How the source is named in messages (``src: <dir>`` or ``bundle``)."""
+        return f"src: {self.src}" if self.src is not None else "bundle"
+
+    def sources(self) -> dict[str, bytes]:
+        """relpath (relative to the refsuite tree) -> content, read or decoded once."""
+        if self._sources is None:
+            if self.src is not None:
+                self._sources = tree_sources(self.src)
+            else:
+                self._sources = bundle_sources(self.bundle or {})
+        return self._sources
 
     def desired(self) -> dict[str, tuple[bytes, int]]:
         """relative path under prefix -> (content, mode)."""
-        package = os.path.join(self.src, PACKAGE)
-        if not os.path.isfile(os.path.join(package, "__init__.py")):
+        sources = self.sources()
+        if f"{PACKAGE}/__init__.py" not in sources:
+            if self.src is not None:
+                raise SuiteError(
+                    f"src: {self.src} is not a {PACKAGE} source tree (no {PACKAGE}/__init__.py); "
+                    "point src at the staged copy of the collection's refsuite/ directory"
+                )
             raise SuiteError(
-                f"src: {self.src} is not a {PACKAGE} source tree (no {PACKAGE}/__init__.py); "
-                "point src at the staged copy of the collection's refsuite/ directory"
+                f"bundle: has no {PACKAGE}/__init__.py (the bundle is filled in by the action "
+                "plugin from the collection's refsuite/ directory: do not set it yourself)"
             )
         files: dict[str, tuple[bytes, int]] = {}
-        for root, dirs, names in os.walk(package):
-            dirs[:] = sorted(d for d in dirs if d not in _IGNORED_PARTS)
-            for name in sorted(names):
-                full = os.path.join(root, name)
-                rel = os.path.relpath(full, package)
-                if _ignored(rel) or not os.path.isfile(full):
-                    continue
-                with open(full, "rb") as handle:
-                    files[os.path.join("lib", PACKAGE, rel)] = (handle.read(), 0o644)
-        launcher = self.launcher()
-        files[os.path.join("bin", PACKAGE)] = (launcher, 0o755)
-        files["VERSION"] = (read_version(self.src).encode() + b"\n", 0o644)
+        package = PACKAGE + "/"
+        for rel in sorted(sources):
+            if rel.startswith(package):
+                files[os.path.join("lib", PACKAGE, *rel[len(package) :].split("/"))] = (
+                    sources[rel],
+                    0o644,
+                )
+        files[os.path.join("bin", PACKAGE)] = (self.launcher(), 0o755)
+        files["VERSION"] = (_version_of(sources, self.where).encode() + b"\n", 0o644)
         return files
 
     def launcher(self) -> bytes:
         """The source's bin/<package> with the interpreter as shebang, or a generated launcher."""
-        path = os.path.join(self.src, "bin", PACKAGE)
-        if os.path.isfile(path):
-            with open(path, "rb") as handle:
-                data = handle.read()
+        data = self.sources().get(f"bin/{PACKAGE}")
+        if data is not None:
             if data.startswith(b"#!"):
                 data = data.split(b"\n", 1)[1] if b"\n" in data else b""
             return b"#!" + self.python.encode() + b"\n" + data

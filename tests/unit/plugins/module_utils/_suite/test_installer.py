@@ -1,6 +1,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -13,7 +14,9 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors impo
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.installer import (
     ArchiveInstaller,
     BundledInstaller,
+    bundle_sources,
     read_version,
+    tree_sources,
 )
 
 
@@ -82,6 +85,99 @@ def test_bundled_check_apply_idempotent(tmp_path: Path) -> None:
 def test_bundled_refuses_a_tree_without_the_package(tmp_path: Path) -> None:
     with pytest.raises(SuiteError, match=r"src: .* is not a refsuite source tree"):
         BundledInstaller(str(tmp_path), str(tmp_path / "opt")).run()
+
+
+def bundle_of(src: Path) -> dict[str, str]:
+    """What the action plugin sends for a source tree: relpath -> base64 (package *.py only)."""
+    paths = [src / "VERSION", src / "bin" / "refsuite", *sorted((src / "refsuite").rglob("*.py"))]
+    return {p.relative_to(src).as_posix(): base64.b64encode(p.read_bytes()).decode() for p in paths}
+
+
+def tree(prefix: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        p.relative_to(prefix).as_posix(): (p.read_bytes(), p.stat().st_mode & 0o7777)
+        for p in sorted(prefix.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_tree_sources_leave_out_caches(tmp_path: Path) -> None:
+    src = make_src(tmp_path / "src")
+    assert sorted(tree_sources(str(src))) == [
+        "VERSION",
+        "bin/refsuite",
+        "refsuite/__init__.py",
+        "refsuite/mod.py",
+    ]
+
+
+def test_bundled_from_bundle_same_as_from_src_and_idempotent(tmp_path: Path) -> None:
+    src = make_src(tmp_path / "src")
+    (src / "refsuite" / "sub").mkdir()
+    (src / "refsuite" / "sub" / "deep.py").write_text("Y = 2\n")
+    from_src, from_bundle = tmp_path / "a", tmp_path / "b"
+    BundledInstaller(str(src), str(from_src), python="/py").run()
+    bundle = bundle_of(src)
+    assert "refsuite/sub/deep.py" in bundle
+    check = BundledInstaller(None, str(from_bundle), True, "/py", bundle=bundle).run()
+    assert check["changed"] is True and not from_bundle.exists()
+    applied = BundledInstaller(None, str(from_bundle), python="/py", bundle=bundle).run()
+    assert applied["changed"] is True and applied["version"] == "1.0"
+    assert applied["files"] == [
+        "VERSION",
+        "bin/refsuite",
+        "lib/refsuite/__init__.py",
+        "lib/refsuite/mod.py",
+        "lib/refsuite/sub/deep.py",
+    ]
+    assert tree(from_bundle) == tree(from_src)
+    assert (from_bundle / "bin" / "refsuite").read_text() == "#!/py\nprint('hi')\n"
+    for check_mode in (True, False):
+        again = BundledInstaller(None, str(from_bundle), check_mode, "/py", bundle=bundle).run()
+        assert again["changed"] is False and again["files"] == []
+    # a file the bundle no longer has is removed; a changed one rewritten
+    del bundle["refsuite/sub/deep.py"]
+    bundle["refsuite/mod.py"] = base64.b64encode(b"X = 3\n").decode()
+    changed = BundledInstaller(None, str(from_bundle), python="/py", bundle=bundle).run()
+    assert changed["files"] == ["lib/refsuite/mod.py", "lib/refsuite/sub/deep.py"]
+    assert (from_bundle / "lib" / "refsuite" / "mod.py").read_text() == "X = 3\n"
+    assert not (from_bundle / "lib" / "refsuite" / "sub" / "deep.py").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"refsuite/mod.py": "not base64!"}, "bundle: entry 'refsuite/mod.py' is not valid base64"),
+        ({"refsuite/mod.py": 42}, "bundle: entry 'refsuite/mod.py' must be base64 text"),
+        ({"../evil.py": "eA=="}, "bundle: entry '../evil.py' is not a safe relative path"),
+        ({"/etc/passwd": "eA=="}, "bundle: entry '/etc/passwd' is not a safe relative path"),
+        ({"README.md": "eA=="}, "bundle: unexpected entry 'README.md'"),
+        ({"refsuite/__init__.py": None}, "bundle: has no refsuite/__init__.py"),
+    ],
+)
+def test_bad_bundle_is_refused_naming_bundle(tmp_path: Path, change: dict, message: str) -> None:
+    bundle: dict = bundle_of(make_src(tmp_path / "src"))
+    for key, value in change.items():
+        if value is None:
+            del bundle[key]
+        else:
+            bundle[key] = value
+    prefix = tmp_path / "opt"
+    with pytest.raises(SuiteError, match="^" + message.replace("(", r"\(")) as info:
+        BundledInstaller(None, str(prefix), bundle=bundle).run()
+    assert "do not set it yourself" in str(info.value)
+    assert not prefix.exists()
+
+
+def test_bundle_sources_skip_caches_and_need_one_source(tmp_path: Path) -> None:
+    data = base64.b64encode(b"junk").decode()
+    assert bundle_sources({"refsuite/__pycache__/x.cpython-311.pyc": data, "VERSION": data}) == {
+        "VERSION": b"junk"
+    }
+    with pytest.raises(SuiteError, match="exactly one of src"):
+        BundledInstaller(None, str(tmp_path / "opt"))
+    with pytest.raises(SuiteError, match="exactly one of src"):
+        BundledInstaller(str(tmp_path), str(tmp_path / "opt"), bundle={})
 
 
 def test_archive_install_switch_and_rollback(tmp_path: Path) -> None:
