@@ -554,7 +554,6 @@ def test_a_container_process_is_not_this_hosts_daemon(tmp_path):
     try:
         deadline = time.monotonic() + 10
         while True:
-            found = ProcessTable.scan().matching(profile.daemon("probe"), instance=token)
             named = [
                 p
                 for p in psutil.process_iter(["cmdline"])
@@ -563,6 +562,7 @@ def test_a_container_process_is_not_this_hosts_daemon(tmp_path):
             if len(named) >= 2 or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
+        found = ProcessTable.scan().matching(profile.daemon("probe"), instance=token)
         assert len(named) == 2, "both the nested and the local process must be running"
         assert [proc.pid for proc in found] == [local.pid]
     finally:

@@ -1,14 +1,18 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """One pass over the process table: who runs, with which command line, under which parent.
 
-``ProcessTable.scan()`` reads every process once with ``psutil.process_iter`` and keeps a
-snapshot indexed by pid. Everything else (matching daemons, ancestor chains, descendants) works
-on that snapshot, so a health check costs one pass however many daemons a profile has.
+``ProcessTable.scan()`` reads every process once and keeps a snapshot indexed by pid. On Linux
+it reads ``/proc`` directly (``stat``, ``cmdline``, ``status`` and the ``exe`` link of each
+process, once each), giving the same values as psutil's ``name()``, ``cmdline()``, ``exe()``,
+``create_time()``, ``status()`` and ``username()``; elsewhere it uses ``psutil.process_iter``.
+Everything else (matching daemons, ancestor chains, descendants) works on that snapshot, so a
+health check costs one pass however many daemons a profile has.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,12 +29,235 @@ try:
 except ImportError:  # pragma: no cover - reported by module_kit when a module needs it
     psutil = None  # type: ignore[assignment]
 
+try:
+    import pwd
+except ImportError:  # pragma: no cover - not POSIX: the psutil path is used
+    pwd = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import Daemon
 
 SCAN_ATTRS = ["pid", "ppid", "name", "cmdline", "exe", "create_time", "status", "username"]
 
 ZOMBIE = "zombie"
+
+PROC = "/proc"
+
+# /proc/PID/stat state letters, named as psutil names them (psutil._pslinux.PROC_STATUSES).
+PROC_STATUSES = {
+    "R": "running",
+    "S": "sleeping",
+    "D": "disk-sleep",
+    "T": "stopped",
+    "t": "tracing-stop",
+    "Z": ZOMBIE,
+    "X": "dead",
+    "x": "dead",
+    "K": "wake-kill",
+    "W": "waking",
+    "I": "idle",
+    "P": "parked",
+}
+
+# psutil decodes /proc text with the file system encoding and its error handler.
+_FS_ENCODING = sys.getfilesystemencoding()
+_FS_ERRORS = sys.getfilesystemencodeerrors()
+_READ_SIZE = 16384
+_GONE = (FileNotFoundError, ProcessLookupError)
+
+
+class _Vanished(Exception):
+    """The process exited while it was being read: leave it out of the snapshot."""
+
+
+def procfs_available(proc: str = PROC) -> bool:
+    """Whether ``proc`` is a Linux-like procfs the direct reader understands."""
+    return os.path.exists(f"{proc}/self/stat") and os.path.exists(f"{proc}/stat")
+
+
+def _read(path: str) -> bytes:
+    """The whole content of a /proc file (one open, reads until EOF)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, _READ_SIZE)
+        if not data:
+            return data
+        chunks = [data]
+        while True:
+            chunk = os.read(fd, _READ_SIZE)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def parse_stat(data: bytes) -> tuple[str, str, int, int]:
+    """``(comm, state letter, ppid, starttime in clock ticks)`` from ``/proc/PID/stat``.
+
+    The name sits between the first ``(`` and the *last* ``)``: it may itself hold spaces and
+    parentheses (psutil parses it the same way)."""
+    rpar = data.rfind(b")")
+    comm = data[data.find(b"(") + 1 : rpar].decode(_FS_ENCODING, _FS_ERRORS)
+    fields = data[rpar + 2 :].split()
+    return comm, fields[0].decode("ascii", "replace"), int(fields[1]), int(fields[19])
+
+
+def parse_cmdline(data: bytes) -> list[str]:
+    """The argument list from ``/proc/PID/cmdline``, split exactly as psutil splits it.
+
+    Arguments are NUL-separated with a trailing NUL. A process that rewrote its command line
+    (setproctitle, or daemons that write over their argv memory) often leaves it without NUL
+    separators: when the data does not end with NUL it is split on spaces, and when it ends with
+    NUL but holds a single NUL-free part containing spaces, that part is split on spaces too."""
+    text = data.decode(_FS_ENCODING, _FS_ERRORS)
+    if "\r" in text:  # psutil reads the file in text mode (universal newlines)
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text:
+        return []
+    sep = "\x00" if text.endswith("\x00") else " "
+    if text.endswith(sep):
+        text = text[:-1]
+    parts = text.split(sep)
+    if sep == "\x00" and len(parts) == 1 and " " in text:
+        parts = text.split(" ")
+    return parts
+
+
+def parse_real_uid(status: bytes) -> int | None:
+    """The real uid (first number of the ``Uid:`` line) of ``/proc/PID/status``."""
+    start = status.find(b"\nUid:")
+    if start < 0:
+        return None
+    fields = status[start + 5 : status.find(b"\n", start + 5)].split()
+    return int(fields[0]) if fields else None
+
+
+def clean_exe_link(link: str) -> str:
+    """The ``/proc/PID/exe`` link target as psutil returns it: anything after a NUL is cut and a
+    `` (deleted)`` suffix is dropped unless a file of that exact name exists."""
+    link = link.split("\x00")[0]
+    if link.endswith(" (deleted)") and not os.path.exists(link):
+        link = link[:-10]
+    return link
+
+
+def extend_name(comm: str, cmdline: Iterable[str] | None) -> str:
+    """psutil's ``name()``: the kernel cuts ``comm`` to 15 characters; when it is that long and
+    the base name of argv[0] starts with it, the base name is the name."""
+    if len(comm) >= 15 and cmdline:
+        first = next(iter(cmdline))
+        extended = os.path.basename(first)
+        if extended.startswith(comm):
+            return extended
+    return comm
+
+
+def boot_time(proc: str = PROC) -> float:
+    """System boot time in epoch seconds: the ``btime`` line of ``/proc/stat`` (psutil's
+    source for ``create_time()``)."""
+    for line in _read(f"{proc}/stat").splitlines():
+        if line.startswith(b"btime"):
+            return float(line.strip().split()[1])
+    raise SuiteError(f"no btime line in {proc}/stat: cannot compute process start times")
+
+
+def _guess_exe(cmdline: tuple[str, ...]) -> str | None:
+    """psutil's fallback when the exe link cannot be read: argv[0] if it is an absolute path to
+    an executable file."""
+    if cmdline:
+        first = cmdline[0]
+        if os.path.isabs(first) and os.path.isfile(first) and os.access(first, os.X_OK):
+            return first
+    return None
+
+
+class _ProcReader:
+    """Reads processes from a procfs; one instance per scan (boot time and user names cached)."""
+
+    def __init__(self, proc: str = PROC) -> None:
+        self.proc = proc
+        self.boot_time = boot_time(proc)
+        self.clock_ticks = os.sysconf("SC_CLK_TCK")
+        self.users: dict[int, str] = {}
+
+    def username(self, uid: int | None) -> str | None:
+        if uid is None:
+            return None
+        name = self.users.get(uid)
+        if name is None:
+            try:
+                name = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                name = str(uid)
+            self.users[uid] = name
+        return name
+
+    @staticmethod
+    def _field(path: str) -> bytes | None:
+        """A per-process file, ``None`` when access is denied; raises _Vanished when gone."""
+        try:
+            return _read(path)
+        except _GONE as exc:
+            raise _Vanished(path) from exc
+        except OSError:
+            return None
+
+    def read(self, pid: int) -> ProcInfo:
+        base = f"{self.proc}/{pid}"
+        stat = self._field(base + "/stat")
+        comm: str | None = None
+        letter: str | None = None
+        ppid: int | None = None
+        create_time: float | None = None
+        if stat is not None:
+            comm, letter, ppid, start_ticks = parse_stat(stat)
+            create_time = start_ticks / self.clock_ticks + self.boot_time
+        raw_cmdline = self._field(base + "/cmdline")
+        cmdline = tuple(parse_cmdline(raw_cmdline)) if raw_cmdline is not None else ()
+        status_file = self._field(base + "/status")
+        uid = parse_real_uid(status_file) if status_file is not None else None
+        exe = self._exe(base, cmdline, letter)
+        return ProcInfo(
+            pid=pid,
+            ppid=ppid,
+            name=extend_name(comm, cmdline) if comm is not None else "",
+            cmdline=cmdline,
+            exe=exe or None,
+            create_time=create_time,
+            status=PROC_STATUSES.get(letter, "?") if letter is not None else None,
+            username=self.username(uid),
+        )
+
+    @staticmethod
+    def _exe(base: str, cmdline: tuple[str, ...], letter: str | None) -> str | None:
+        try:
+            return clean_exe_link(os.readlink(base + "/exe"))
+        except _GONE as exc:
+            if not os.path.lexists(base):
+                raise _Vanished(base) from exc
+            if letter == "Z":
+                return None
+            return _guess_exe(cmdline)  # kernel threads: no exe, no cmdline
+        except OSError:  # access denied
+            return _guess_exe(cmdline)
+
+    def scan(self) -> list[ProcInfo]:
+        processes = []
+        for entry in os.listdir(self.proc):
+            if not entry.isdigit():
+                continue
+            try:
+                processes.append(self.read(int(entry)))
+            except _Vanished:
+                continue
+        return processes
+
+
+def scan_procfs(proc: str = PROC) -> list[ProcInfo]:
+    """Every process of ``proc`` read directly (see ``_ProcReader``)."""
+    return _ProcReader(proc).scan()
 
 
 def pid_ns_depth(pid: int | str) -> int | None:
@@ -114,9 +341,20 @@ class ProcessTable:
         self.excluded: frozenset[int] = frozenset([self.self_pid, *self.ancestors(self.self_pid)])
 
     @classmethod
-    def scan(cls, self_pid: int | None = None) -> ProcessTable:
+    def scan(cls, self_pid: int | None = None, use_procfs: bool | None = None) -> ProcessTable:
         """Read every process once. Processes that vanish during the scan are skipped; fields
-        that cannot be read (AccessDenied) are ``None``."""
+        that cannot be read (AccessDenied) are ``None``.
+
+        ``use_procfs``: None (default) reads ``/proc`` directly when it is a Linux procfs and
+        uses psutil otherwise; False forces psutil; True forces ``/proc``."""
+        if use_procfs is None:
+            use_procfs = pwd is not None and procfs_available(PROC)
+        if use_procfs:
+            return cls(scan_procfs(PROC), self_pid=self_pid)
+        return cls(cls._scan_psutil(), self_pid=self_pid)
+
+    @staticmethod
+    def _scan_psutil() -> list[ProcInfo]:
         if psutil is None:  # pragma: no cover
             raise SuiteError(PSUTIL_MISSING)
         processes = []
@@ -128,7 +366,7 @@ class ProcessTable:
             if info.get("pid") is None:  # pragma: no cover
                 continue
             processes.append(ProcInfo.from_info(info))
-        return cls(processes, self_pid=self_pid)
+        return processes
 
     def __len__(self) -> int:
         return len(self._by_pid)

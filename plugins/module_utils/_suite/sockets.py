@@ -1,16 +1,26 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """One pass over the TCP sockets: who listens on which port, and which clients are connected.
 
-``SocketTable.scan()`` calls ``psutil.net_connections(kind="tcp")`` (IPv4 and IPv6 TCP, the TCP
-part of ``inet``) once. A listener is a socket in state LISTEN; a client is an ESTABLISHED
-connection whose *local* port is a listened port (the server side of the connection), with its
-peer address. The client side of a loopback connection, TIME_WAIT, CLOSE_WAIT and the other
-closing states are not clients.
+``SocketTable.scan()`` reads the TCP socket tables once (IPv4 and IPv6). A listener is a socket
+in state LISTEN; a client is an ESTABLISHED connection whose *local* port is a listened port (the
+server side of the connection), with its peer address. The client side of a loopback connection,
+TIME_WAIT, CLOSE_WAIT and the other closing states are not clients.
+
+On Linux it reads ``/proc/net/tcp`` and ``/proc/net/tcp6`` directly: listeners first, then only
+the ESTABLISHED lines whose local port is listened on (filtered on the hex port, before any
+address is decoded); the owners of just those sockets are found through ``/proc/PID/fd``. The
+result is what ``psutil.net_connections(kind="tcp")`` gives, which is used where ``/proc/net/tcp``
+cannot be read.
 """
 
 from __future__ import annotations
 
+import base64
+import os
 import socket
+import struct
+import sys
+from collections import namedtuple
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -28,6 +38,144 @@ except ImportError:  # pragma: no cover
 
 LISTEN = "LISTEN"
 ESTABLISHED = "ESTABLISHED"
+
+PROC = "/proc"
+# /proc/net/tcp "st" column (include/net/tcp_states.h)
+HEX_LISTEN = "0A"
+HEX_ESTABLISHED = "01"
+_HEX_STATES = {HEX_LISTEN: LISTEN, HEX_ESTABLISHED: ESTABLISHED}
+_LITTLE_ENDIAN = sys.byteorder == "little"
+_READ_SIZE = 1 << 18
+
+# The shape of psutil's ``sconn`` that ``SocketTable.from_entries`` reads.
+ProcConn = namedtuple("ProcConn", "fd family type laddr raddr status pid")
+
+
+def decode_address(addr: str, family: int) -> tuple[str, int] | tuple[()]:
+    """``"0100007F:1F90"`` -> ``("127.0.0.1", 8080)``, as psutil decodes /proc/net/tcp*.
+
+    IPv4 is one 32-bit word in host byte order; IPv6 four such words. Port 0 (the remote end of
+    a listener) gives an empty tuple, like psutil."""
+    ip_hex, port_hex = addr.split(":")
+    port = int(port_hex, 16)
+    if not port:
+        return ()
+    raw = base64.b16decode(ip_hex.encode("ascii"))
+    if family == socket.AF_INET:
+        ip = socket.inet_ntop(family, raw[::-1] if _LITTLE_ENDIAN else raw)
+    else:
+        if _LITTLE_ENDIAN:
+            raw = struct.pack(">4I", *struct.unpack("<4I", raw))
+        ip = socket.inet_ntop(socket.AF_INET6, raw)
+    return (ip, port)
+
+
+def read_tcp_table(path: str) -> list[str]:
+    """The lines of one ``/proc/net/tcp*`` file, header left out (one large read: the kernel
+    formats the table as it is read)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, _READ_SIZE)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("ascii", "replace").splitlines()[1:]
+
+
+def select_server_sockets(
+    tables: Iterable[tuple[int, Iterable[str]]],
+) -> list[tuple[int, str, str, str, str]]:
+    """``(family, local, remote, state, inode)`` (still hex, as printed) of the LISTEN lines and
+    of the ESTABLISHED lines whose local port is listened on (in either family), in file order,
+    listeners first. Lines are only cut at the first four fields, nothing is decoded, and the
+    ports are compared as the kernel prints them (4 upper-case hex digits); the inode is taken
+    from the lines that are kept."""
+    listeners: list[tuple[int, str, str, str, str]] = []
+    established: list[tuple[int, list[str]]] = []
+    listen_ports: set[str] = set()
+    for family, lines in tables:
+        for line in lines:
+            fields = line.split(None, 4)
+            if len(fields) < 5:
+                continue
+            state = fields[3]
+            if state == HEX_LISTEN:
+                listeners.append((family, fields[1], fields[2], state, _inode(fields[4])))
+                listen_ports.add(fields[1].rpartition(":")[2])
+            elif state == HEX_ESTABLISHED:
+                established.append((family, fields))
+    return listeners + [
+        (family, fields[1], fields[2], fields[3], _inode(fields[4]))
+        for family, fields in established
+        if fields[1].rpartition(":")[2] in listen_ports
+    ]
+
+
+def _inode(rest: str) -> str:
+    """The inode column from what follows the state column (tx:rx tr:when retrnsmt uid timeout
+    inode ...)."""
+    fields = rest.split(None, 6)
+    return fields[5] if len(fields) > 5 else "0"
+
+
+def socket_owners(inodes: Iterable[str], proc: str = PROC) -> dict[str, int]:
+    """Which pid holds each socket inode, through the ``socket:[INODE]`` links of
+    ``/proc/PID/fd``. psutil keeps, for a socket several processes hold (a listener inherited
+    by children), the one it meets last going up the pids; going down the pids and stopping once
+    every inode has an owner gives the same pid. Unreadable fd directories (another user's
+    process without root) are passed over: their sockets keep no owner, as with psutil."""
+    wanted = {f"socket:[{inode}]": inode for inode in inodes if inode != "0"}
+    owners: dict[str, int] = {}
+    if not wanted:
+        return owners
+    pids = sorted((int(entry) for entry in os.listdir(proc) if entry.isdigit()), reverse=True)
+    readlink = os.readlink
+    for pid in pids:
+        fd_dir = f"{proc}/{pid}/fd/"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = readlink(fd_dir + fd)
+            except OSError:
+                continue
+            inode = wanted.pop(target, None)
+            if inode is not None:
+                owners[inode] = pid
+        if not wanted:
+            break
+    return owners
+
+
+def scan_proc_net(proc: str = PROC) -> list[ProcConn]:
+    """psutil-shaped entries for the listeners and server-side ESTABLISHED connections, read
+    straight from ``/proc/net/tcp`` and ``/proc/net/tcp6``. Raises OSError when
+    ``/proc/net/tcp`` cannot be read; a missing ``tcp6`` means no IPv6."""
+    tables = [(socket.AF_INET, read_tcp_table(f"{proc}/net/tcp"))]
+    try:
+        tables.append((socket.AF_INET6, read_tcp_table(f"{proc}/net/tcp6")))
+    except FileNotFoundError:
+        pass
+    selected = select_server_sockets(tables)
+    owners = socket_owners((entry[4] for entry in selected), proc)
+    return [
+        ProcConn(
+            -1,
+            family,
+            socket.SOCK_STREAM,
+            decode_address(local, family),
+            decode_address(remote, family),
+            _HEX_STATES[state],
+            owners.get(inode),
+        )
+        for family, local, remote, state, inode in selected
+    ]
 
 
 def family_name(family: int) -> str:
@@ -71,7 +219,21 @@ class SocketTable:
     error: str | None = None
 
     @classmethod
-    def scan(cls) -> SocketTable:
+    def scan(cls, use_procfs: bool | None = None) -> SocketTable:
+        """Read the TCP sockets once. ``use_procfs``: None (default) reads ``/proc/net/tcp*``
+        directly and falls back to psutil when that cannot be read; False forces psutil."""
+        if use_procfs is None or use_procfs:
+            try:
+                entries = scan_proc_net(PROC)
+            except OSError:
+                if use_procfs:
+                    raise
+            else:
+                return cls.from_entries(entries)
+        return cls._scan_psutil()
+
+    @classmethod
+    def _scan_psutil(cls) -> SocketTable:
         if psutil is None:  # pragma: no cover
             raise SuiteError(PSUTIL_MISSING)
         try:
