@@ -44,15 +44,33 @@ attributes:
     platforms: posix
     details: Runs on the controller.
 options:
+  register_name:
+    description:
+      - The name of the variable each host registered its M(daemonops.suite.health_info)
+        result in. The action reads that one variable of each host in O(hosts) from
+        C(hostvars) itself, without templating it, which is much faster on a large fleet than
+        passing O(results) as a template over C(hostvars).
+      - A host without that variable (it left the play before the check) is reported as
+        failed. A host registered as unreachable (with C(ignore_unreachable=true)) is reported
+        as unreachable.
+      - Exactly one of O(register_name) and O(results) is required.
+    type: str
+  hosts:
+    description:
+      - The inventory host names to report on, with O(register_name).
+      - Defaults to all hosts of the play, C(ansible_play_hosts_all), including the hosts that
+        failed or were unreachable.
+    type: list
+    elements: str
   results:
     description:
-      - The health results by inventory host name, usually collected with C(hostvars) after
-        a registered M(daemonops.suite.health_info) task.
+      - The health results by inventory host name, for direct use (for example results read
+        from files). To report on the hosts of the play, use O(register_name) instead.
       - A value is either a health_info result, or a result registered for a host that was
         unreachable (C(unreachable=true) and C(msg)) or where health_info failed
         (C(failed=true) and C(msg)). Unreachable and failed hosts appear in the report as such.
+      - Exactly one of O(register_name) and O(results) is required.
     type: dict
-    required: true
   dest:
     description:
       - Directory on the controller to write the report files to. It is created if missing.
@@ -85,7 +103,7 @@ EXAMPLES = r"""
 
 - name: Write the fleet report on the controller
   daemonops.suite.audit_report:
-    results: "{{ dict(ansible_play_hosts_all | zip(ansible_play_hosts_all | map('extract', hostvars, 'health'))) }}"
+    register_name: health
     dest: "{{ playbook_dir }}/reports"
     formats: [json, html, junit]
   run_once: true
@@ -96,6 +114,16 @@ EXAMPLES = r"""
   ansible.builtin.assert:
     that: audit.unhealthy_hosts | length == 0
     fail_msg: "Unhealthy: {{ audit.unhealthy_hosts | join(', ') }}; see {{ audit.files.html }}"
+  run_once: true
+
+- name: Write a report from results gathered otherwise
+  daemonops.suite.audit_report:
+    results:
+      web1: "{{ lookup('ansible.builtin.file', 'web1.json') | from_json }}"
+      web2: {unreachable: true, msg: "ssh: connect to host web2 port 22: No route to host"}
+    dest: /srv/audit
+    formats: [markdown]
+  delegate_to: localhost
   run_once: true
 """
 
@@ -164,7 +192,9 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            results=dict(type="dict", required=True),
+            results=dict(type="dict"),
+            register_name=dict(type="str"),
+            hosts=dict(type="list", elements="str"),
             dest=dict(type="path", required=True),
             formats=dict(
                 type="list",
@@ -174,6 +204,9 @@ def main() -> None:
             ),
             basename=dict(type="str", default="health_audit"),
         ),
+        mutually_exclusive=[["results", "register_name"]],
+        required_one_of=[["results", "register_name"]],
+        required_by={"hosts": ["register_name"]},
         supports_check_mode=True,
     )
     module.fail_json(

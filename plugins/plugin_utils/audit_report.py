@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fleet health audit: aggregate health_info results and render them.
 
-Pure logic, no I/O: ``build_report()`` turns ``{host: health_info result}`` into one report
+Pure logic, no I/O: ``collect_registered()`` picks each host's registered health_info result
+out of its variables; ``build_report()`` turns ``{host: health_info result}`` into one report
 dict; ``to_json``, ``to_markdown``, ``to_html``, ``to_junit`` and ``to_prometheus`` render that
 dict as text. Everything is one linear pass with plain string building (no templates), so a
 fleet of thousands of hosts is aggregated and rendered in milliseconds.
@@ -18,7 +19,7 @@ import datetime
 import html
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
 DAEMON_STATES = ("online", "degraded", "offline", "unused")
@@ -35,7 +36,9 @@ FILE_SUFFIXES = {
 
 #: The audit_report action's options; plugins/modules/audit_report.py documents the same spec.
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
-    "results": {"type": "dict", "required": True},
+    "results": {"type": "dict"},
+    "register_name": {"type": "str"},
+    "hosts": {"type": "list", "elements": "str"},
     "dest": {"type": "path", "required": True},
     "formats": {
         "type": "list",
@@ -45,6 +48,17 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     },
     "basename": {"type": "str", "default": "health_audit"},
 }
+#: The rules between the options (ArgumentSpecValidator / AnsibleModule keyword arguments).
+ARGUMENT_RULES: dict[str, Any] = {
+    "mutually_exclusive": [["results", "register_name"]],
+    "required_one_of": [["results", "register_name"]],
+    "required_by": {"hosts": ["register_name"]},
+}
+
+#: The msg of a host that has no registered result (it left the play before the check).
+MISSING_RESULT_MSG = (
+    "no health result, the host left the play before the check (unreachable or failed earlier)"
+)
 
 
 class AuditReportError(ValueError):
@@ -240,6 +254,41 @@ def build_report(host_results: Mapping[str, Any], generated_at: Any) -> dict[str
     }
 
 
+_MISSING = object()
+
+
+def collect_registered(
+    hosts: Iterable[Any], register_name: str, host_vars: Callable[[str], Any]
+) -> dict[str, Any]:
+    """``{host: its registered result}`` for ``hosts``; a host named twice is read once.
+
+    ``host_vars(host)`` returns the host's variables (a mapping); only ``register_name`` is read
+    from it. A host without that variable gets ``{'failed': True, 'msg': MISSING_RESULT_MSG}``,
+    so it is reported as failed. A host whose variables are not a mapping (not an inventory
+    host) is an error naming it.
+    """
+    results: dict[str, Any] = {}
+    for raw_host in hosts:
+        if not isinstance(raw_host, str) or not raw_host:
+            raise AuditReportError(
+                f"hosts: {raw_host!r} is not an inventory host name; give a list of names, "
+                "such as ansible_play_hosts_all"
+            )
+        if raw_host in results:
+            continue
+        variables = host_vars(raw_host)
+        if not _is_mapping(variables):
+            raise AuditReportError(
+                f"hosts: {raw_host!r} is not a host of the inventory; give inventory host names, "
+                "such as ansible_play_hosts_all"
+            )
+        result = variables.get(register_name, _MISSING)
+        results[raw_host] = (
+            {"failed": True, "msg": MISSING_RESULT_MSG} if result is _MISSING else result
+        )
+    return results
+
+
 def summary_line(report: Mapping[str, Any]) -> str:
     """One human sentence: ``3 hosts: 1 healthy, 1 unhealthy, 1 unreachable, 0 failed; ...``."""
     s = report["summary"]
@@ -395,11 +444,12 @@ def _html_cell(name: str, entry: Mapping[str, Any] | None) -> str:
         return '<td class="na" title="not expected on this host">&middot;</td>'
     state = entry["state"]
     css = state
-    details = _cell_details(entry)
+    # escaping is per character, so each line is escaped once for both the title and the list
+    details = [_h(line) for line in _cell_details(entry)]
     label = _h(state) + (f" ({_clients(entry['clients'])})" if entry["clients"] else "")
-    items = "".join(f"<li>{_h(line)}</li>" for line in details)
+    items = "".join(f"<li>{line}</li>" for line in details)
     return (
-        f'<td class="{css}" title="{_h(name + ": " + "; ".join(details))}">'
+        f'<td class="{css}" title="{_h(name)}: {"; ".join(details)}">'
         f"<details><summary>{label}</summary><ul>{items}</ul></details></td>"
     )
 

@@ -10,9 +10,11 @@ import json
 import re
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
+import yaml
 
 from ansible_collections.daemonops.suite.plugins.plugin_utils import audit_report as ar
 
@@ -582,4 +584,224 @@ def test_module_spec_matches_action_spec_and_module_refuses_to_run(
     with pytest.raises(SystemExit):
         module.main()
     assert seen["argument_spec"] == ar.ARGUMENT_SPEC
+    for rule, value in ar.ARGUMENT_RULES.items():
+        assert seen[rule] == value, rule
     assert "runs on the controller only" in seen["failed_with"]
+    documented = yaml.safe_load(module.DOCUMENTATION)["options"]
+    assert set(documented) == set(ar.ARGUMENT_SPEC)
+    for name, spec in ar.ARGUMENT_SPEC.items():
+        for key in ("type", "elements", "choices", "default", "required"):
+            assert documented[name].get(key) == spec.get(key), (name, key)
+
+
+# ------------------------------------------------------------- results read from hostvars
+
+
+def test_collect_registered_reads_the_variable_and_marks_hosts_without_it() -> None:
+    unreachable = {"unreachable": True, "changed": False, "msg": "ssh: connect refused"}
+    variables = {
+        "web1": {"health": health({"qm": daemon("online")}), "other": 1},
+        "gone": {"health": unreachable},
+        "late": {"other": 1},
+    }
+    asked: list[str] = []
+
+    def host_vars(host: str) -> Any:
+        asked.append(host)
+        return variables[host]
+
+    results = ar.collect_registered(["web1", "gone", "late", "web1"], "health", host_vars)
+    assert list(results) == ["web1", "gone", "late"]
+    assert asked == ["web1", "gone", "late"]  # a host named twice is read once
+    assert results["web1"] is variables["web1"]["health"]
+    assert results["gone"] is unreachable
+    assert results["late"] == {"failed": True, "msg": ar.MISSING_RESULT_MSG}
+    report = ar.build_report(results, GENERATED_AT)
+    assert report["unreachable_hosts"] == ["gone"]
+    assert report["hosts"]["late"]["status"] == "failed"
+    assert report["hosts"]["web1"]["status"] == "healthy"
+
+
+@pytest.mark.parametrize("host", ["", None, 5])
+def test_collect_registered_refuses_bad_host_names(host: Any) -> None:
+    with pytest.raises(ar.AuditReportError, match=r"^hosts: .* is not an inventory host name"):
+        ar.collect_registered(["a", host], "health", lambda h: {})
+
+
+def test_collect_registered_refuses_hosts_outside_the_inventory() -> None:
+    with pytest.raises(ar.AuditReportError, match=r"^hosts: 'nohost' is not a host of the inv"):
+        ar.collect_registered(["nohost"], "health", lambda h: None)
+
+
+@pytest.fixture
+def fleet_vars(tmp_path: Any) -> Any:
+    """Real ansible-core inventory, variable manager and hostvars: four hosts, three of them
+    with a registered ``health`` (one unreachable), and ``late`` without it."""
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.hostvars import HostVars
+    from ansible.vars.manager import VariableManager
+
+    inventory_file = tmp_path / "inventory.ini"
+    inventory_file.write_text("[server]\nweb1\nweb2 other=1\ngone\nlate\n")
+    loader = DataLoader()
+    inventory = InventoryManager(loader=loader, sources=[str(inventory_file)])
+    manager = VariableManager(loader=loader, inventory=inventory)
+    registered = {
+        "web1": health({"qm": daemon("online"), "stpd": daemon("online", port(11000, 2))}),
+        "web2": health({"qm": daemon("online"), "stpd": daemon("offline")}),
+        "gone": {"unreachable": True, "changed": False, "msg": "ssh: connect refused"},
+    }
+    for host, value in registered.items():
+        manager.set_nonpersistent_facts(host, {"health": value})
+    return HostVars(inventory, manager, loader), registered
+
+
+def test_registered_lookup_reads_the_fact_cache_and_falls_back_to_raw_get(
+    fleet_vars: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ansible_collections.daemonops.suite.plugins.action.audit_report import registered_lookup
+
+    hostvars, registered = fleet_vars
+    slow: list[str] = []
+    raw_get = hostvars.raw_get
+
+    def counting_raw_get(host: str) -> Any:
+        slow.append(host)
+        return raw_get(host)
+
+    monkeypatch.setattr(hostvars, "raw_get", counting_raw_get)
+    lookup = registered_lookup(hostvars, "health")
+    for host, value in registered.items():
+        # the same value the public (slow) way gives
+        assert lookup(host)["health"] == value == raw_get(host)["health"]
+    assert slow == []  # registered hosts never needed the merged variables
+    late = lookup("late")
+    assert "health" not in late
+    assert late["inventory_hostname"] == "late"  # raw_get answered
+    assert slow == ["late"]
+    assert lookup("nohost") is None
+
+    # without the private cache (another ansible-core), raw_get alone gives the same results
+    class OtherHostVars(Mapping):
+        def __init__(self) -> None:
+            self.raw_get = counting_raw_get
+
+        def __getitem__(self, host: str) -> Any:
+            raise AssertionError("hostvars[host] templates every variable")
+
+        def __contains__(self, host: object) -> bool:
+            return host in hostvars
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(hostvars)
+
+        def __len__(self) -> int:
+            return len(hostvars)
+
+    slow.clear()
+    lookup = registered_lookup(OtherHostVars(), "health")
+    assert {h: lookup(h)["health"] for h in registered} == registered
+    assert slow == list(registered)
+    # a plain mapping of host variables works too
+    plain = {"web1": {"health": registered["web1"]}}
+    assert registered_lookup(plain, "health")("web1")["health"] is registered["web1"]
+
+
+class _Task:
+    action = "daemonops.suite.audit_report"
+    async_val = 0
+    check_mode = False
+
+    def __init__(self, args: dict[str, Any], check_mode: bool = False) -> None:
+        self.args = args
+        self.check_mode = check_mode
+
+
+def run_action(args: dict[str, Any], task_vars: dict[str, Any], check_mode: bool = False) -> dict:
+    from unittest import mock
+
+    from ansible_collections.daemonops.suite.plugins.action.audit_report import ActionModule
+
+    connection = mock.MagicMock()
+    connection._shell.tmpdir = "/nonexistent-tmp"  # never used: the action has no target
+    action = ActionModule(
+        _Task(args, check_mode), connection, mock.MagicMock(), mock.MagicMock(), None, None
+    )
+    return action.run(task_vars=task_vars)
+
+
+def test_action_reads_registered_results_of_the_play_hosts(fleet_vars: Any, tmp_path: Any) -> None:
+    hostvars, _registered = fleet_vars
+    task_vars = {"hostvars": hostvars, "ansible_play_hosts_all": ["web1", "web2", "gone", "late"]}
+    dest = tmp_path / "reports"
+    result = run_action({"register_name": "health", "dest": str(dest)}, task_vars)
+    assert result["unhealthy_hosts"] == ["gone", "late", "web2"]
+    assert result["unreachable_hosts"] == ["gone"]
+    assert result["summary"]["hosts"] == 4 and result["summary"]["failed"] == 1
+    report = json.loads((dest / "health_audit.json").read_text())
+    assert report["hosts"]["late"] == {
+        "status": "failed",
+        "msg": ar.MISSING_RESULT_MSG,
+        "daemons": {},
+        "problems": [],
+    }
+    assert report["hosts"]["gone"]["msg"] == "ssh: connect refused"
+    assert report["hosts"]["web1"]["daemons"]["stpd"]["clients"] == 2
+    assert sorted(p.name for p in dest.iterdir()) == sorted(
+        "health_audit" + suffix for suffix in ar.FILE_SUFFIXES.values()
+    )
+
+    # hosts limits the report; the same report as passing the results directly
+    only = run_action(
+        {"register_name": "health", "hosts": ["web2"], "dest": str(dest), "formats": ["json"]},
+        task_vars,
+    )
+    direct = run_action(
+        {"results": {"web2": hostvars.raw_get("web2")["health"]}, "dest": str(tmp_path / "d")},
+        {},
+        check_mode=True,
+    )
+    assert only["summary"] == direct["summary"] and only["problems"] == direct["problems"]
+    assert only["summary"]["hosts"] == 1 and only["unhealthy_hosts"] == ["web2"]
+    assert not (tmp_path / "d").exists()  # check mode writes nothing
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"dest": "x"}, r"one of the following is required: results, register_name"),
+        (
+            {"dest": "x", "results": {}, "register_name": "health"},
+            r"mutually exclusive: results\|register_name",
+        ),
+        (
+            {"dest": "x", "results": {}, "hosts": ["web1"]},
+            r"missing parameter\(s\) required by 'hosts': register_name",
+        ),
+        (
+            {"dest": "x", "results": ["web1"]},
+            r"^results: expected a dict .* got list; or give register_name",
+        ),
+        ({"dest": "x", "register_name": ""}, r"^register_name: empty"),
+        (
+            {"dest": "x", "register_name": "health", "hosts": ["nohost"]},
+            r"^hosts: 'nohost' is not a host",
+        ),
+    ],
+)
+def test_action_option_errors_name_the_option(
+    fleet_vars: Any, args: dict[str, Any], message: str
+) -> None:
+    from ansible.errors import AnsibleActionFail
+
+    hostvars, _registered = fleet_vars
+    with pytest.raises(AnsibleActionFail, match=message):
+        run_action(args, {"hostvars": hostvars, "ansible_play_hosts_all": ["web1"]})
+
+
+def test_action_without_play_hosts_asks_for_hosts() -> None:
+    from ansible.errors import AnsibleActionFail
+
+    with pytest.raises(AnsibleActionFail, match=r"^hosts: not given and ansible_play_hosts_all"):
+        run_action({"register_name": "health", "dest": "x"}, {"hostvars": {}})
