@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import select
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +32,7 @@ REFSUITE = TOP / "refsuite" / "bin" / "refsuite"
 
 sys.path.insert(0, str(TOP / "tests" / "integration"))
 from impersonate import ImpersonatedTree, Proc  # noqa: E402
+from modrun import free_ports  # noqa: E402
 
 
 def setup_env() -> dict[str, str]:
@@ -56,21 +55,6 @@ def setup_env() -> dict[str, str]:
     return dict(os.environ)
 
 
-def raise_nofile(needed: int) -> int:
-    """Raise RLIMIT_NOFILE for this process (and so for what it starts). Returns the soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= needed:
-        return soft
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, needed))
-            return needed
-        except (ValueError, OSError):
-            needed = hard
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-    return needed
-
-
 def median(values: Iterable[float]) -> float:
     values = list(values)
     return statistics.median(values) if values else float("nan")
@@ -78,20 +62,6 @@ def median(values: Iterable[float]) -> float:
 
 def count_processes() -> int:
     return sum(1 for entry in os.listdir("/proc") if entry.isdigit())
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (all bound at once, so none is handed out twice)."""
-    socks = []
-    try:
-        for _unused in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def kill_group(popen: subprocess.Popen) -> None:

@@ -36,6 +36,7 @@ from typing import Any, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchlib as bl
+from loadgen import raise_nofile
 
 # ------------------------------------------------------------------------------ results
 
@@ -902,7 +903,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     bl.setup_env()
-    bl.raise_nofile(20000)
+    raise_nofile(20000)
     workdir = Path(tempfile.mkdtemp(prefix="daemonops-bench-"))
     if args.repeat:
         repeat, repeat_slow = args.repeat, args.repeat

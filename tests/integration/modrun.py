@@ -127,3 +127,17 @@ def ansible_env(tmp: Path, extra: Optional[dict[str, str]] = None) -> dict[str, 
     )
     env.update(extra or {})
     return env
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports (all bound at once, so none is handed out twice)."""
+    socks = []
+    try:
+        for _index in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()

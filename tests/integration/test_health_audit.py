@@ -37,6 +37,7 @@ from typing import Any
 import psutil
 import pytest
 import yaml
+from modrun import free_ports
 
 TOP = Path(__file__).resolve().parents[2]
 REFSUITE = TOP / "refsuite" / "bin" / "refsuite"
@@ -89,25 +90,11 @@ class Instance:
         return [p for p in self.processes() if (p.info["cmdline"] or [""])[0] == f"refsuite-{name}"]
 
 
-def reserve_ports(count: int) -> list[int]:
-    """Distinct free ports (all bound at once, so none is handed out twice)."""
-    socks = []
-    try:
-        for _index in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
 def write_instance(inst: Instance, retry_interval: int) -> None:
     """INI with own ports and paths, and a copy of the refsuite profile pointing at them."""
     root = inst.root
     (root / "state").mkdir(parents=True)
-    ui, stpd1, stpd2, stpd3, ctrl, sshd = reserve_ports(6)
+    ui, stpd1, stpd2, stpd3, ctrl, sshd = free_ports(6)
     inst.ports = {"ui": ui, "stpd": [stpd1, stpd2, stpd3], "ctrl": ctrl, "sshd": sshd}
     inst.config.write_text(
         f"""[suite]
@@ -227,7 +214,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 
         client = socket.create_connection(("127.0.0.1", instances["srv-alpha"].ports["ui"]), 10)
 
-        closed_port = reserve_ports(1)[0]
+        closed_port = free_ports(1)[0]
         hosts_of = {"server": {}, "client": {}}
         for inst in instances.values():
             hosts_of[inst.role][inst.host] = {
