@@ -179,3 +179,20 @@ def test_resolve_profile_args(tmp_path: object) -> None:
     assert args["profile_data"]["suite"]["name"] == "bacula"
     with pytest.raises(SuiteError, match=r"file 'missing.yml' not found"):
         resolve_profile_args({"profile": "missing.yml"}, find_file=lambda p: "/nonexistent/" + p)
+
+
+def test_resolve_profile_args_roles_from_inventory_groups() -> None:
+    # the host's groups that are roles of the suite, in the suite's order; others ignored
+    args = resolve_profile_args(
+        {"profile": "refsuite"}, group_names=["client", "webservers", "server"]
+    )
+    assert args["roles"] == ["server", "client"]
+    # roles given in the task win over the groups
+    args = resolve_profile_args(
+        {"profile": "refsuite", "roles": ["rds"]}, group_names=["server", "client"]
+    )
+    assert args["roles"] == ["rds"]
+    # no suite role among the groups: an empty list, which the module refuses with a clear message
+    assert resolve_profile_args({"profile": "refsuite"}, group_names=["web"])["roles"] == []
+    # without group_names (modules that take no roles) nothing is added
+    assert "roles" not in resolve_profile_args({"profile": "refsuite"})
