@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -14,6 +13,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.fileio import atomic_write
 from ansible_collections.daemonops.suite.plugins.plugin_utils.audit_report import (
     ARGUMENT_RULES,
     ARGUMENT_SPEC,
@@ -29,26 +29,8 @@ MAX_PROBLEMS_RETURNED = 50
 
 
 def write_atomically(path: str, text: str, mode: int = 0o644) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename.
-
-    The temporary name starts with a dot and ends in ``.tmp`` so that collectors watching the
-    directory for ``*.prom`` never read it.
-    """
-    directory, name = os.path.split(path)
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8", errors="replace"))
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_path)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write a report file atomically; undecodable characters become U+FFFD, never an error."""
+    atomic_write(path, text.encode("utf-8", errors="replace"), mode=mode)
 
 
 def _type_name(value: Any) -> str:

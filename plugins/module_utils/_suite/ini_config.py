@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import time
 from typing import Any, Callable, Optional
 
+from ansible_collections.daemonops.suite.plugins.module_utils._suite import fileio
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 
 SUITE_SECTION = "suite"
@@ -230,38 +230,13 @@ def validate(
 
 
 def atomic_write(path: str, text: str, default_mode: int = 0o644) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same directory (fsync, os.replace).
+    """Write ``text`` to ``path`` atomically (``fileio.atomic_write``), creating its directory.
 
     An existing file keeps its mode and owner.
     """
     directory = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(directory, mode=0o755, exist_ok=True)
-    try:
-        current = os.stat(path)
-    except FileNotFoundError:
-        current = None
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-            if current is not None:
-                os.fchmod(handle.fileno(), current.st_mode & 0o7777)
-                if os.geteuid() == 0:
-                    os.fchown(handle.fileno(), current.st_uid, current.st_gid)
-            else:
-                os.fchmod(handle.fileno(), default_mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fileio.atomic_write(path, text.encode("utf-8"), default_mode=default_mode)
 
 
 def backup_file(path: str) -> str:

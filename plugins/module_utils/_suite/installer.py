@@ -29,6 +29,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
+from ansible_collections.daemonops.suite.plugins.module_utils._suite import fileio
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 
 PACKAGE = "refsuite"
@@ -67,20 +68,8 @@ def _ignored(relpath: str) -> bool:
 
 
 def _write_atomic(path: str, data: bytes, mode: int) -> None:
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-            os.fchmod(handle.fileno(), mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    fileio.atomic_write(path, data, mode=mode)
 
 
 def _lines(entries: dict[str, str]) -> str:
