@@ -751,6 +751,11 @@ class Discovery:
                 else f"guess: from the root program {root_name}"
             )
             review.append(f"suite.name '{suite_name}' is a guess")
+        if len(roots) > 1:
+            review.append(
+                f"the hints found {len(roots)} separate trees ({', '.join(map(str, roots))}); "
+                "if they are several instances of one suite, discover one by its pid"
+            )
         comments["suite.roles"] = (
             "the discover role; merge proposals of other hosts (discover_merge) for more roles"
         )
@@ -824,7 +829,14 @@ class Discovery:
                 comments[f"{key}.name"] += f"; pidfile {pidfile['path']}{extra}"
             daemons.append(daemon)
         proposal = {"suite": suite, "daemons": daemons}
-        load_profile(proposal, source="discover proposal")  # a proposal must load as it is
+        profile = load_profile(proposal, source="discover proposal")  # must load as it is
+        instance = instance_guess([p for prog in programs for p in prog.procs])
+        self._outside(profile, proposal, programs, instance, comments, review)
+        if instance:
+            review.append(
+                f"every process of the tree has {instance!r} on its command line: give it as "
+                "instance to health_info and the other modules to tell this suite apart"
+            )
         header = [
             f"Suite profile proposed by daemonops.suite.discover on {self.host or 'this host'}",
             f"from {hints.describe()}: {len(tree_pids(programs))} processes, "
@@ -836,10 +848,50 @@ class Discovery:
         return {
             "proposal": proposal,
             "proposal_yaml": text,
+            "instance": instance,
             "roots": roots,
             "programs": [_program_facts(prog) for prog in programs],
             "review": review,
         }
+
+
+    def _outside(
+        self,
+        profile: t.Any,
+        proposal: dict[str, t.Any],
+        programs: list[Program],
+        instance: t.Optional[str],
+        comments: dict[str, str],
+        review: list[str],
+    ) -> None:
+        """Drop ``count.max`` of a daemon whose rules also match processes outside the walked
+        tree (another instance of the suite): what runs there is not known to be bounded."""
+        inside = set(tree_pids(programs))
+        for daemon, data in zip(profile.daemons, proposal["daemons"]):
+            outside = [
+                p.pid for p in self.procs.matching(daemon, instance) if p.pid not in inside
+            ]
+            if not outside:
+                continue
+            data["count"].pop("max", None)
+            note = (
+                f"guess: {len(outside)} more process(es) outside the walked tree match "
+                f"({', '.join(str(pid) for pid in outside[:5])}; another instance?): no max"
+            )
+            comments[f"daemons.{daemon.name}.count"] = note
+            review.append(f"{daemon.name}: {note}")
+
+
+def instance_guess(procs: t.Sequence[ProcInfo]) -> t.Optional[str]:
+    """An absolute path every process of the tree has among its arguments (the suite
+    instance's configuration file, ``--config /etc/refsuite/refsuite.ini``), else None."""
+    common: t.Optional[set[str]] = None
+    for info in procs:
+        paths = {arg for arg in info.cmdline[1:] if arg.startswith("/") and len(arg) > 1}
+        common = paths if common is None else common & paths
+        if not common:
+            return None
+    return max(sorted(common), key=len) if common else None
 
 
 def tree_pids(programs: t.Sequence[Program]) -> list[int]:
