@@ -276,3 +276,48 @@ def test_postgresql_postmaster_tree(postmaster: PostgresServer, ansible_module):
     health = ansible_module("health_info", {"profile_data": proposal, "roles": ["server"]})
     assert health["status"] == "SUCCESS", health["msg"]
     assert health["daemons"]["postgres"]["ports"][0]["owned"] is True
+
+
+def test_proposals_of_a_server_and_a_client_merge_into_one_profile(
+    impersonate, tmp_path: Path, ansible_module
+):
+    server_ini, client_ini = ["--ini", str(tmp_path / "s.ini")], ["--ini", str(tmp_path / "c.ini")]
+    server = impersonate(
+        Proc("sm_qm_main", server_ini, children=[Proc("sm_stpd_main", server_ini, ports=[0])])
+    )
+    client = impersonate(Proc("sm_qm_main", client_ini, children=[Proc("sm_sshd", client_ini)]))
+    proposals = [
+        ansible_module("discover", {"pid": tree.pid("sm_qm_main"), "role": role})["proposal"]
+        for tree, role in ((server, "server"), (client, "client"))
+    ]
+    (tmp_path / "vars.json").write_text(json.dumps({"proposals": proposals}))
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible"),
+            "localhost",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            "var=proposals|daemonops.suite.discover_merge(name='sesam_fleet')",
+            "-e",
+            f"@{tmp_path / 'vars.json'}",
+        ],
+        env=ansible_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = json.loads(proc.stdout)
+    result = output["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    merged = result["proposals|daemonops.suite.discover_merge(name='sesam_fleet')"]
+    profile = load_profile(merged)
+    assert profile.name == "sesam_fleet" and profile.roles == ("server", "client")
+    assert profile.daemon("qm_main").roles == ("server", "client")
+    assert profile.daemon("stpd_main").roles == ("server",)
+    assert profile.daemon("sshd").roles == ("client",)
+    assert profile.daemon("stpd_main").port_numbers == [server.port("sm_stpd_main")]

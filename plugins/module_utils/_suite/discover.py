@@ -927,7 +927,9 @@ def merge_proposals(
 ) -> dict[str, t.Any]:
     """One profile from proposals of hosts with different roles (server, RDS, client).
 
-    A daemon found in several proposals (same name) gets the union of their roles; its
+    A daemon found in several proposals (same name, or the same ``match`` under another name,
+    as when a host runs fewer programs and no common prefix was cut) gets the union of their
+    roles; its
     ``match``, ``ancestor`` and ports must agree (else SuiteError naming the daemon and what
     differs); counts widen (smallest min, largest max, no max if one has none). Suite fields
     come from the first proposal that has them. The result is validated by ``load_profile``."""
@@ -948,10 +950,20 @@ def merge_proposals(
                 roles.extend(role for role in value if role not in roles)
             elif key not in suite:
                 suite[key] = value
+        by_match = {json.dumps(d["match"], sort_keys=True): n for n, d in daemons.items()}
+        renamed = {}
         for daemon in proposal["daemons"]:
+            same = by_match.get(json.dumps(daemon["match"], sort_keys=True))
+            if same is not None and daemon["name"] not in daemons:
+                renamed[daemon["name"]] = same  # one program named differently on two hosts
+        for daemon in proposal["daemons"]:
+            daemon = json.loads(json.dumps(daemon))
+            daemon["name"] = renamed.get(daemon["name"], daemon["name"])
+            if daemon.get("ancestor"):
+                daemon["ancestor"] = renamed.get(daemon["ancestor"], daemon["ancestor"])
             known = daemons.get(daemon["name"])
             if known is None:
-                daemons[daemon["name"]] = json.loads(json.dumps(daemon))
+                daemons[daemon["name"]] = daemon
                 continue
             _merge_daemon(known, daemon, index)
     if name:
