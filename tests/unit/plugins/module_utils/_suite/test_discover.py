@@ -377,6 +377,7 @@ def test_merge_finds_one_program_named_differently_on_two_hosts():
     server = proposal("server", ("master", None, ONE), ("web", 80, ONE))
     client = proposal("client", ("acme-master", None, ONE), ("agent", None, ONE))
     client["daemons"][0]["match"] = dict(server["daemons"][0]["match"])
+    del client["daemons"][0]["ancestor"]
     client["daemons"][1]["ancestor"] = "acme-master"
     merged = load_profile(merge_proposals([server, client]))
     assert merged.daemon_names == ["master", "web", "agent"]
