@@ -22,9 +22,9 @@ from modrun import TOP, ansible_env
 from pg_fixture import PostgresServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "refsuite"))
-from refsuite_testlib import RefSuite, wait_until  # noqa: E402
+from refsuite_testlib import RefSuite, wait_until
 
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (  # noqa: E402
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
     apply_config,
     load_profile,
     load_profile_file,
@@ -55,7 +55,9 @@ def run_discover_playbook(tmp: Path, extra_vars: dict[str, Any]) -> tuple[int, d
     try:
         output = json.loads(proc.stdout)
     except json.JSONDecodeError:
-        pytest.fail(f"ansible-playbook gave no JSON (rc {proc.returncode}): {proc.stdout}{proc.stderr}")
+        pytest.fail(
+            f"ansible-playbook gave no JSON (rc {proc.returncode}): {proc.stdout}{proc.stderr}"
+        )
     results = {
         task["task"]["name"]: task["hosts"]["localhost"]
         for play in output["plays"]
@@ -95,13 +97,17 @@ def test_refsuite_proposal_matches_the_shipped_profile_and_finds_a_killed_daemon
         tmp_path, {"discover_pid": suite.pid("qm"), "discover_output": str(out)}
     )
     assert rc == 0, raw[-4000:]
-    health = results["Check the proposal against the same host (the action plugin loads and validates the file)"]
+    health = results[
+        "Check the proposal against the same host (the action plugin loads and validates the file)"
+    ]
     assert health["status"] == "SUCCESS", health["msg"]
     review = results["Show what to review"]["msg"]
     assert review[0].startswith(f"Written: {out}")
 
     proposed = load_profile_file(str(out))
-    shipped = apply_config(load_profile_file(str(TOP / "profiles" / "refsuite.yml")), str(suite.ini))
+    shipped = apply_config(
+        load_profile_file(str(TOP / "profiles" / "refsuite.yml")), str(suite.ini)
+    )
     running = [d for d in shipped.daemons if d.enabled]  # ctrl is disabled: it does not run
     assert proposed.name == "refsuite"
     assert proposed.daemon_names and set(proposed.daemon_names) == {d.name for d in running}

@@ -170,7 +170,11 @@ def common_prefix(names: t.Sequence[str]) -> str:
     leaves every name something after it; ``""`` for fewer than two names."""
     if len(names) < 2:
         return ""
-    prefix = os.path.commonprefix(list(names))
+    first, last = min(names), max(names)  # the sorted extremes bound every common prefix
+    length = 0
+    while length < min(len(first), len(last)) and first[length] == last[length]:
+        length += 1
+    prefix = first[:length]
     cut = max((prefix.rfind(sep) for sep in _SEPARATORS), default=-1)
     prefix = prefix[: cut + 1] if cut >= 0 else ""
     if len(prefix) < 2 or any(len(name) == len(prefix) for name in names):
@@ -566,7 +570,9 @@ class Discovery:
                 )
             for pid in holders:
                 found.add(self._top_of_same_exe(pid))
-        return sorted(pid for pid in found if not any(a in found for a in self.procs.ancestors(pid)))
+        return sorted(
+            pid for pid in found if not any(a in found for a in self.procs.ancestors(pid))
+        )
 
     def _top_of_same_exe(self, pid: int) -> int:
         """Climb from a listener to the topmost ancestor running the same executable (the
@@ -727,8 +733,7 @@ class Discovery:
             return store, f"guess: from the pidfiles of {named}; daemons without one are 'missing'"
         listed = ", ".join(f["path"] for _p, f in usable)
         return None, (
-            f"pidfiles {listed} follow no single directory and name pattern; "
-            "set pid_store by hand"
+            f"pidfiles {listed} follow no single directory and name pattern; set pid_store by hand"
         )
 
     def _build(
@@ -854,7 +859,6 @@ class Discovery:
             "review": review,
         }
 
-
     def _outside(
         self,
         profile: t.Any,
@@ -868,9 +872,7 @@ class Discovery:
         tree (another instance of the suite): what runs there is not known to be bounded."""
         inside = set(tree_pids(programs))
         for daemon, data in zip(profile.daemons, proposal["daemons"]):
-            outside = [
-                p.pid for p in self.procs.matching(daemon, instance) if p.pid not in inside
-            ]
+            outside = [p.pid for p in self.procs.matching(daemon, instance) if p.pid not in inside]
             if not outside:
                 continue
             data["count"].pop("max", None)

@@ -236,7 +236,9 @@ def suite_host(tmp_path):
         ],
         self_pid=BASE + 100,
     )
-    socks = SocketTable.from_entries([listen(8080, BASE + 6), listen(9000, BASE + 2), listen(22, 1)])
+    socks = SocketTable.from_entries(
+        [listen(8080, BASE + 6), listen(9000, BASE + 2), listen(22, 1)]
+    )
     for pid in range(BASE + 1, BASE + 8):
         (tmp_path / str(pid)).mkdir()
         (tmp_path / str(pid) / "cgroup").write_text("0::/system.slice/acme.service\n")
@@ -262,7 +264,10 @@ def test_proposal_from_a_pid(suite_host):
     assert daemons["log"]["ports"] == [{"port": 9000, "probe": {"type": "tcp"}}]
     assert daemons["web"]["ports"] == [{"port": 8080, "probe": {"type": "tcp"}}]  # from the pool
     assert "ports" not in daemons["worker"]
-    assert daemons["master"]["match"] == {"cmdline": "^acme-master( |$)", "exe": "^/opt/s/bin/daemon$"}
+    assert daemons["master"]["match"] == {
+        "cmdline": "^acme-master( |$)",
+        "exe": "^/opt/s/bin/daemon$",
+    }
     facts = {p["daemon"]: p for p in result["programs"]}
     assert facts["worker"]["pids"] == [BASE + 4, BASE + 5, BASE + 6]
     assert facts["worker"]["workers"] == [BASE + 7]
@@ -339,7 +344,9 @@ ONE = {"min": 1, "max": 1}
 
 
 def test_merge_three_hosts_into_three_roles():
-    server = proposal("server", ("master", None, ONE), ("db", 5432, ONE), ("web", 80, ONE), unit="a.service")
+    server = proposal(
+        "server", ("master", None, ONE), ("db", 5432, ONE), ("web", 80, ONE), unit="a.service"
+    )
     rds = proposal("rds", ("master", None, ONE), ("web", 80, {"min": 1, "max": 2}))
     client = proposal("client", ("master", None, ONE), ("agent", None, {"min": 1}))
     merged = merge_proposals([server, rds, client], name="acme_fleet")
