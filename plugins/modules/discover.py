@@ -16,7 +16,7 @@ description:
   - Each distinct program of the tree (its process title and executable) becomes a daemon
     with an anchored C(match.cmdline) rule (argv[0] as it runs now) and an C(exe) rule, the
     nearest other daemon above it as C(ancestor), a C(count) from the instances running now
-    (C(min) 1, C(max) the number seen, or no C(max) when the instances look like a worker pool:
+    (C(min) 1, C(max) the number seen, or no C(max) when the instances look like a worker pool,
     several under one parent), its listening TCP ports with TCP probes, and its pidfiles.
   - The suite gets the systemd unit that owns the master (from C(/proc/PID/cgroup); none when
     systemd is not PID 1) and a pidfile C(pid_store) when the pidfiles found share a directory
