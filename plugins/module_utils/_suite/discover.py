@@ -783,6 +783,7 @@ class Discovery:
         review.append(store_note if store is None else f"pid_store: {store_note}")
 
         daemons = []
+        interpreted: dict[str, list[str]] = {}
         for prog in programs:
             key = f"daemons.{prog.name}"
             daemon: dict[str, t.Any] = {"name": prog.name, "roles": [self.role]}
@@ -804,7 +805,7 @@ class Discovery:
                     comments[f"{key}.match.exe"] = (
                         f"guess: {prog.exe} is an interpreter; the rule pins it, version open"
                     )
-                    review.append(f"{prog.name}: exe {prog.exe} is an interpreter")
+                    interpreted.setdefault(prog.exe, []).append(prog.name)
                 else:
                     comments[f"{key}.match.exe"] = "the executable as it runs now"
             else:
@@ -833,6 +834,11 @@ class Discovery:
                 extra = "" if pidfile["one_line"] else " (holds more than the PID)"
                 comments[f"{key}.name"] += f"; pidfile {pidfile['path']}{extra}"
             daemons.append(daemon)
+        for exe, names in interpreted.items():
+            review.append(
+                f"{', '.join(names)}: {exe} is an interpreter; the exe rule pins the interpreter "
+                "(version left open), the cmdline rule the program"
+            )
         proposal = {"suite": suite, "daemons": daemons}
         profile = load_profile(proposal, source="discover proposal")  # must load as it is
         instance = instance_guess([p for prog in programs for p in prog.procs])
@@ -849,6 +855,11 @@ class Discovery:
             "Comments marked 'guess' need a look: names, counts, ancestors and roles are read from",
             "what runs now. Check it with daemonops.suite.health_info before relying on it.",
         ]
+        if instance:
+            header.append(
+                f"Every process has {instance} on its command line: pass it as the instance "
+                "option to tell this installation from others on the host."
+            )
         text = render_yaml(proposal, comments, header=header)
         return {
             "proposal": proposal,
