@@ -45,7 +45,9 @@ INTERPRETERS = ("python", "perl", "ruby", "java", "node", "php", "sh", "bash", "
 """Base names (without version digits) of executables that run another program: their
 ``exe`` rule pins the interpreter, not the program, and leaves the version open."""
 
-_WORD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+_WORD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
+"""A word of a process title (``checkpointer``, ``15/main:``); a path, an option, an address
+(``127.0.0.1(5432)``) or a login (``root@pts/0``) ends the title."""
 _NAME_CLEAN_RE = re.compile(r"[^A-Za-z0-9_.-]+")
 _SEPARATORS = "-_."
 _MAX_PIDFILE = 4096
@@ -113,7 +115,11 @@ class Title:
             stem = os.path.basename(self.script.rstrip("/"))
             return re.sub(r"\.(py|pl|rb|jar|js|sh)$", "", stem) or stem
         first = os.path.basename(self.words[0].rstrip("/")).rstrip(":") or self.words[0]
-        return " ".join((first, *self.words[1:]))
+        rest = list(self.words[1:])
+        labels = [i for i, word in enumerate(rest) if word.endswith(":")]
+        if labels and labels[-1] < len(rest) - 1:  # "15/main: checkpointer": a cluster label
+            rest = rest[labels[-1] + 1 :]
+        return " ".join((first, *rest))
 
     def cmdline_regex(self) -> str:
         """An anchored regex on the space-joined command line: argv[0] exactly as it runs now
@@ -668,17 +674,17 @@ class Discovery:
 
     def _pidfiles(self, programs: list[Program]) -> None:
         owner = {p.pid: prog for prog in programs for p in prog.instances}
-        paths: dict[str, str] = {}  # path -> where it was found
+        paths: dict[str, str] = {}  # real path -> where it was found (/var/run is /run)
         for prog in programs:
             for info in prog.instances:
                 for path in _open_files(info.pid, self.proc):
-                    paths.setdefault(path, f"open by {info.label}")
+                    paths.setdefault(os.path.realpath(path), f"open by {info.label}")
                 for directory in _process_dirs(info, self.proc):
                     for path in _candidate_files(directory):
-                        paths.setdefault(path, f"in a directory of {info.label}")
+                        paths.setdefault(os.path.realpath(path), f"in a directory of {info.label}")
         for directory in self.pidfile_dirs + run_dirs(self.system_run_dirs):
             for path in _candidate_files(directory):
-                paths.setdefault(path, f"in {directory}")
+                paths.setdefault(os.path.realpath(path), f"in {directory}")
         for path, where in sorted(paths.items()):
             pid, one_line = read_pidfile(path)
             program = owner.get(pid) if pid is not None else None

@@ -74,6 +74,11 @@ def test_setproctitle_titles_keep_their_words():
     nginx = program_title(["nginx:", "master", "process", "/usr/sbin/nginx", "-g", "daemon on;"])
     assert nginx.cmdline_regex() == "^nginx: master process( |$)"
     assert program_title(["sshd:", "root@pts/0"]).words == ("sshd:",)
+    debian = program_title(["postgres: 15/main: checkpointer "])  # a Debian cluster's title
+    assert debian.cmdline_regex() == "^postgres: 15/main: checkpointer( |$)"
+    assert debian.base == "postgres checkpointer"
+    backend = program_title(["postgres: 15/main: app app 127.0.0.1(5432) idle"])
+    assert backend.words == ("postgres:", "15/main:", "app", "app")
 
 
 def test_interpreter_runs_a_program_named_by_its_script():
