@@ -73,7 +73,8 @@ requirements:
   - psutil (only where C(/proc) cannot be read)
 notes:
   - Run with C(become=true) when the suite runs as another user, so executables, open files and
-    socket owners can be read.
+    socket owners can be read. In a container, root needs the C(SYS_PTRACE) capability to read
+    other users' C(/proc/PID/exe) and C(/proc/PID/fd).
   - Names, counts, ancestors, the suite's name and the PID store are read from what runs now;
     review the comments marked C(guess) before relying on the profile.
 seealso:
