@@ -790,6 +790,7 @@ class Discovery:
 
         daemons = []
         interpreted: dict[str, list[str]] = {}
+        unreadable: list[str] = []
         for prog in programs:
             key = f"daemons.{prog.name}"
             daemon: dict[str, t.Any] = {"name": prog.name, "roles": [self.role]}
@@ -816,7 +817,7 @@ class Discovery:
                     comments[f"{key}.match.exe"] = "the executable as it runs now"
             else:
                 comments[f"{key}.match.cmdline"] += "; exe unreadable (run with become: true)"
-                review.append(f"{prog.name}: executable unreadable, no exe rule")
+                unreadable.append(prog.name)
             daemon["match"] = match
             if prog.ancestor:
                 daemon["ancestor"] = prog.ancestor
@@ -845,6 +846,21 @@ class Discovery:
                 f"{', '.join(names)}: {exe} is an interpreter; the exe rule pins the interpreter "
                 "(version left open), the cmdline rule the program"
             )
+        if unreadable:
+            review.append(
+                f"{', '.join(unreadable)}: executable unreadable, no exe rule (run with become: "
+                "true; in a container root needs SYS_PTRACE)"
+            )
+        hidden = sorted(
+            {lst.port for lsts in self.socks.listening.values() for lst in lsts if lst.pid is None}
+        )
+        if hidden:
+            review.append(
+                f"the owner of port(s) {', '.join(map(str, hidden))} cannot be seen; they may "
+                "belong to the suite (run with become: true)"
+            )
+        if not self.socks.available:
+            review.append(f"no ports proposed: {self.socks.error}")
         proposal = {"suite": suite, "daemons": daemons}
         profile = load_profile(proposal, source="discover proposal")  # must load as it is
         instance = instance_guess([p for prog in programs for p in prog.procs])

@@ -395,3 +395,19 @@ def test_merge_finds_one_program_named_differently_on_two_hosts():
     assert merged.daemon_names == ["master", "web", "agent"]
     assert merged.daemon("master").roles == ("server", "client")
     assert merged.daemon("agent").ancestor == "master"
+
+
+def test_unreadable_executables_and_unseen_socket_owners_are_named(tmp_path):
+    procs = ProcessTable(
+        [
+            proc(BASE + 1, 1, "acme-master", exe=None),
+            proc(BASE + 2, BASE + 1, "acme-log", exe=None),
+        ],
+        self_pid=BASE + 100,
+    )
+    socks = SocketTable.from_entries([listen(7000, None)])
+    result = discover((procs, socks, tmp_path), Hints(pid=BASE + 1))
+    assert all("exe" not in d["match"] for d in result["proposal"]["daemons"])
+    review = " | ".join(result["review"])
+    assert "master, log: executable unreadable, no exe rule" in review
+    assert "the owner of port(s) 7000 cannot be seen" in review
