@@ -10,10 +10,10 @@ import typing as t
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.discover import (
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.proposal import (
     merge_proposals,
 )
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 
 
 def discover_merge(proposals: t.Any, name: t.Optional[str] = None) -> dict[str, t.Any]:
