@@ -108,7 +108,7 @@ options:
     elements: dict
     default: []
   profile:
-    description: The profile name shown in the report.
+    description: The profile name shown in the report; by default the suites the hosts reported.
     type: str
   started:
     description:

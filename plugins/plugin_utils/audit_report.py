@@ -300,7 +300,7 @@ def build_report(
     ``generated_at`` is epoch seconds or a datetime; ``started`` (epoch seconds) gives the
     audit's duration. Hosts are listed problems first (unreachable and failed, unhealthy, then
     healthy; by name within each); daemon columns keep the order in which daemons first appear
-    (the profile's order). ``maintenance`` entries that have not expired silence a host or one
+    (the profile's order); ``profile`` defaults to the suites the hosts reported. ``maintenance`` entries that have not expired silence a host or one
     daemon: shown, but kept out of ``unhealthy_hosts`` (the verdict).
     """
     if not isinstance(host_results, Mapping):
@@ -356,6 +356,9 @@ def build_report(
                 continue
             reasons[host] = _reason(entry)
     unhealthy_hosts = list(reasons)
+    if profile is None:
+        suites = sorted({str(e["profile"]) for e in hosts.values() if e.get("profile")})
+        profile = ", ".join(suites) or None
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "generated_at": _iso(epoch),
@@ -780,10 +783,23 @@ _HTML_SCRIPT = """
     }
     apply();
   });
+  function reveal(){
+    // a link to a host row (#host-...) shows the row even when a filter hides it
+    if(location.hash.indexOf('#host-')!==0){return;}
+    var row=document.getElementById(decodeURIComponent(location.hash.slice(1)));
+    if(!row){return;}
+    if(row.hidden){box.checked=false;search.value='';apply();}
+    row.scrollIntoView({block:'center'});
+    document.body.setAttribute('data-target',row.id);
+    document.body.setAttribute('data-target-top',String(Math.round(row.getBoundingClientRect().top)));
+    document.body.setAttribute('data-scroll',String(Math.round(window.scrollY)));
+  }
   search.addEventListener('input',apply);
   window.addEventListener('resize',fit);
+  window.addEventListener('hashchange',reveal);
   if(location.hash==='#only-unhealthy'){box.checked=true;}
   apply();
+  reveal();
   document.body.setAttribute('data-audit-ready','1');
 })();
 """
