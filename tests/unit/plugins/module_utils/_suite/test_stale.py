@@ -123,7 +123,11 @@ def test_check_mode_predicts_without_removing(world):
     action, result = run({"state": "absent"}, check_mode=True)
     assert world["removed"] == []
     assert action.changed is True
-    assert [r["name"] for r in result["records"] if r["removed"]] == ["stale", "data_server.2"]
+    assert [r["name"] for r in result["records"] if r["would_remove"]] == ["stale", "data_server.2"]
+    assert not [r for r in result["records"] if r["removed"]]
+    assert result["counts"]["removed"] == 0 and result["counts"]["would_remove"] == 2
+    assert isinstance(action.diff["before"], str) and "stale" in action.diff["before"]
+    assert "stale" not in action.diff["after"].split()
 
 
 def test_failed_removal_is_reported_not_fatal(world):
