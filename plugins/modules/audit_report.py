@@ -212,6 +212,7 @@ since_last:
   type: dict
   sample:
     previous_generated_at: "2026-12-06T16:39:13.123000Z"
+    previous_generated_at_epoch: 1796575153.123
     new_problems: [{host: db2, daemon: stpd, state: offline, problem: stpd offline}]
     resolved_problems: []
     hosts_added: []

@@ -431,6 +431,7 @@ def compare_reports(previous: Mapping[str, Any], current: Mapping[str, Any]) -> 
                 restarted.append({"host": host, "daemon": name, "before": a, "after": b})
     return {
         "previous_generated_at": previous.get("generated_at"),
+        "previous_generated_at_epoch": previous.get("generated_at_epoch"),
         "new_problems": [dict(p) for k, p in new.items() if k not in old],
         "resolved_problems": [dict(p) for k, p in old.items() if k not in new],
         "hosts_added": [h for h in after_hosts if h not in before_hosts],
@@ -556,7 +557,8 @@ def to_markdown(report: Mapping[str, Any]) -> str:
     out = ["# Daemon health audit", "", f"{head}. {summary_line(report)}.", ""]
     since = report.get("since_last")
     if since:
-        out += [f"## Since the last audit ({md_escape(since.get('previous_generated_at'))})", ""]
+        previous = human_time(since.get("previous_generated_at_epoch"))
+        out += [f"## Since the last audit ({previous})", ""]
         for title, key in (
             ("New problems", "new_problems"),
             ("Resolved problems", "resolved_problems"),
@@ -731,7 +733,7 @@ h2{font-size:1.15em}
 table{border-collapse:collapse;font-size:.9em}
 th,td{border:1px solid #bbb;padding:.25em .5em;vertical-align:top;text-align:left}
 thead th{background:#eee;position:sticky;top:var(--top-height,0);z-index:2}
-td details summary{cursor:pointer}
+td details summary{cursor:pointer;white-space:nowrap}
 td ul{margin:.3em 0;padding-left:1.2em;font-size:.85em}
 .online{background:#c8efc8}
 .degraded{background:#ffd27a}
@@ -830,7 +832,7 @@ def _html_since(since: Mapping[str, Any] | None, anchors: _Anchors) -> list[str]
                 "<p>No earlier audit kept: nothing to compare with.</p></section>"]  # fmt: skip
     out = [
         '<section id="since"><h2>Since the last audit</h2><p>Compared with the audit of ',
-        _h(since.get("previous_generated_at") or "?"),
+        _h(human_time(since.get("previous_generated_at_epoch"))),
         ".</p><ul>",
     ]
 

@@ -663,8 +663,9 @@ def synthetic_fleet(count: int = 300, bad_every: int = 16) -> dict[str, Any]:
                 "essential": name == "qm",
                 "problems": [],
                 "pids": [] if state == "unused" else [1000 + i * 20 + j],
-                "ports": [{"port": 11000 + j, "listening": True, "owned": True, "clients": j % 2,
-                           "peers": ["10.0.0.9:50000"] if j % 2 else []}],
+                "ports": [] if state == "unused" else [
+                    {"port": 11000 + j, "listening": True, "owned": True, "clients": j % 2,
+                     "peers": ["10.0.0.9:50000"] if j % 2 else []}],
                 "start_time": now - 86400 * (i % 9) - 3600,
                 "uptime": 86400 * (i % 9) + 3600,
                 "ancestry": {"expected": "qm", "ok": True, "chain": [1000 + i * 20 + j, 1000]},
