@@ -61,7 +61,7 @@ options:
     default: false
 seealso:
   - module: daemonops.suite.audit_report
-  - role: daemonops.suite.health_audit
+  - module: daemonops.suite.health_info
 """
 
 EXAMPLES = r"""

@@ -1115,7 +1115,7 @@ _PROM_FAMILIES: tuple[tuple[str, str], ...] = (
 
 def to_prometheus(report: Mapping[str, Any]) -> str:
     """Text exposition format for node_exporter's textfile collector (no sample timestamps)."""
-    samples: dict[str, list[str]] = {name: [] for name, _ in _PROM_FAMILIES}
+    samples: dict[str, list[str]] = {name: [] for name, _help in _PROM_FAMILIES}
     states = (*DAEMON_STATES, "unknown")
     for host, entry in report["hosts"].items():
         lhost = prom_label(host)

@@ -583,7 +583,7 @@ def test_configuration_error_exits_4_contacts_no_host_and_writes_no_report(
 
 
 def test_healthy_hosts_exit_0_and_reports_go_to_the_working_directory(fleet: Fleet) -> None:
-    proc, _ = run_audit(
+    proc, _reports = run_audit(
         fleet, "run-healthy", "-e", "health_audit_hosts=srv-alpha:cli-bravo", report_dir=False
     )
     out = proc.stdout + proc.stderr

@@ -945,7 +945,7 @@ def test_action_keeps_history_and_compares_with_the_last_audit(tmp_path: Any) ->
     first = run_action({"results": healthy, "dest": str(dest), "history": 2}, {})
     assert first["since_last"] is None and first["healthy"] is True
     broken = {"a": health({"qm": daemon("offline", problems=["qm offline"])})}
-    for _ in range(3):
+    for _round in range(3):
         time.sleep(0.002)  # distinct millisecond stamps
         last = run_action({"results": broken, "dest": str(dest), "history": 2}, {})
     kept = sorted((dest / "history").iterdir())
