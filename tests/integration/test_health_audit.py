@@ -581,6 +581,18 @@ def test_configuration_error_exits_4_contacts_no_host_and_writes_no_report(
     assert "the pattern 'nosuchgroup' matches no host of the inventory" in flat
     assert not reports.exists()
 
+    # with --limit the first play has no host (localhost is not in the limit): the role checks
+    # each host itself and ends the play the same way
+    proc, reports = run_audit(
+        fleet, "run-limit", "--limit", "srv-alpha", "-e", '{"health_audit_roles": ["nosuchrole"]}'
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out[-6000:]
+    flat = re.sub(r"\s+", " ", out).replace("''", "'")
+    assert "srv-alpha: health_audit_roles nosuchrole not a role of suite refsuite" in flat
+    assert "Check the suite's daemons on the host" not in out
+    assert not reports.exists()
+
 
 def test_healthy_hosts_exit_0_and_reports_go_to_the_working_directory(fleet: Fleet) -> None:
     proc, _reports = run_audit(
