@@ -150,6 +150,11 @@ version:
   returned: success
   type: str
   sample: 0.1.0
+elapsed:
+  description: Seconds the check took on the host.
+  returned: success
+  type: float
+  sample: 0.042
 config_checksum:
   description: C(sha256:) checksum of the suite INI the check used; null when there is none.
   returned: success
@@ -275,6 +280,8 @@ daemons:
       sample: {status: stale, pid: 4242, reason: no process with PID 4242}
 """
 
+import time  # noqa: E402
+
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.health import (  # noqa: E402
     HealthChecker,
 )
@@ -306,8 +313,10 @@ class HealthInfo(SuiteAction):
             probes=self.params["probes"],
             pid_records=self.params["pid_records"],
         )
+        started = time.monotonic()
         result = checker.run()
         result.update(suite_facts(profile, self.params["config_file"]))
+        result["elapsed"] = round(time.monotonic() - started, 3)
         return result
 
 

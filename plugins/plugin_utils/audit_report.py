@@ -206,6 +206,7 @@ def _host_entry(host: str, result: Any, daemon_names: _Columns) -> dict[str, Any
         "hostname": result.get("host"),
         "version": result.get("version"),
         "config_checksum": result.get("config_checksum"),
+        "elapsed": result.get("elapsed"),
         "summary": {"total": len(daemons), **counts, "clients": clients},
         "status_lines": list(result.get("status_lines") or []),
         "daemons": daemons,
@@ -1022,7 +1023,8 @@ def to_junit(report: Mapping[str, Any]) -> str:
     Every host has the ``reachable`` case whatever its state, so CI systems track the same test
     from one audit to the next: an unreachable host (or one whose check failed) gets an
     ``<error>`` there and no daemon cases. offline/degraded daemons get a ``<failure>``, unused
-    and silenced ones are ``<skipped>``. The suite's ``time`` is the audit's duration.
+    and silenced ones are ``<skipped>``. The suite's ``time`` is the audit's duration, the
+    ``reachable`` case's the time health_info took on the host.
     """
     cases: list[str] = []
     failures = errors = skipped = 0
@@ -1030,7 +1032,9 @@ def to_junit(report: Mapping[str, Any]) -> str:
         chost = xml_attr(host)
         status = entry["status"]
         silenced = entry.get("silenced")
-        head = f'  <testcase classname="{chost}" name="reachable" time="0">'
+        elapsed = entry.get("elapsed")
+        took = f"{elapsed:.3f}" if isinstance(elapsed, (int, float)) else "0"
+        head = f'  <testcase classname="{chost}" name="reachable" time="{took}">'
         if status in ("unreachable", "failed") or (not entry["daemons"] and status != "healthy"):
             msg = (
                 entry["msg"]

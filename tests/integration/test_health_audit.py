@@ -410,6 +410,7 @@ def test_junit_report(failing_run: tuple[subprocess.CompletedProcess, Path]) -> 
         (h, "reachable") for h in ("srv-alpha", "cli-bravo", "cli-charlie", "gone-delta")
     }
     assert 0 < float(suite.get("time", "0")) < 300
+    assert 0 < float(cases[("srv-alpha", "reachable")].get("time", "0")) < 60
     assert ("srv-alpha", "stpd") in cases and ("cli-bravo", "sshd") in cases
     assert cases[("srv-alpha", "ctrl")].find("skipped") is not None
     assert suite.get("failures") == "1" and suite.get("errors") == "1"

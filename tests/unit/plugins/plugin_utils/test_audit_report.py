@@ -71,6 +71,15 @@ def health(daemons: dict[str, dict], host: str = "h") -> dict:
 
 
 def fleet() -> dict[str, Any]:
+    web1 = health(
+        {
+            "qm": daemon("online"),
+            "stpd": daemon("online", port(11000, clients=2), port(11443)),
+            "ui": daemon("online", port(11401, clients=1)),
+            "ctrl": daemon("unused"),
+        }
+    )
+    web1["elapsed"] = 0.25
     return {
         "web2": health(
             {
@@ -84,14 +93,7 @@ def fleet() -> dict[str, Any]:
                 "ctrl": daemon("unused"),
             }
         ),
-        "web1": health(
-            {
-                "qm": daemon("online"),
-                "stpd": daemon("online", port(11000, clients=2), port(11443)),
-                "ui": daemon("online", port(11401, clients=1)),
-                "ctrl": daemon("unused"),
-            }
-        ),
+        "web1": web1,
         "client1": health({"qm": daemon("online"), "sshd": daemon("online")}),
         "gone": {"unreachable": True, "msg": "Failed to connect to the host via ssh"},
         "broken": {"failed": True, "msg": "profile refsuite: unknown key 'foo'"},
@@ -443,6 +445,7 @@ def test_junit_one_suite_one_case_per_host_and_daemon(report: dict) -> None:
     broken = by_key[("broken", "reachable")].find("error")
     assert broken is not None and broken.get("type") == "failed"
     assert list(by_key[("web1", "reachable")]) == []
+    assert by_key[("web1", "reachable")].get("time") == "0.250"  # health_info's elapsed
     assert by_key[("web1", "ctrl")].find("skipped") is not None
     assert list(by_key[("web1", "qm")]) == []
 
