@@ -757,7 +757,8 @@ def test_large_fleet_page_in_chromium(tmp_path: Path) -> None:
 def test_second_audit_shows_new_and_resolved_problems_and_drift(fleet: Fleet) -> None:
     """Two consecutive audits into one directory: between them charlie's sshd is restarted
     (resolved), ctrl is enabled in alpha's INI (a new problem: ctrl offline) which also
-    changes alpha's configuration checksum (drift). Runs last: it changes the fleet."""
+    changes alpha's configuration checksum (drift), and bravo is restarted (its daemons'
+    start times change). Runs last: it changes the fleet."""
     extra = ("-e", "health_audit_fail_on_unhealthy=false")
     proc, reports = run_audit(fleet, "run-history", *extra)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
@@ -772,6 +773,10 @@ def test_second_audit_shows_new_and_resolved_problems_and_drift(fleet: Fleet) ->
     (qm,) = charlie.daemon("qm")
     qm.send_signal(signal.SIGHUP)  # qm restarts failed daemons now
     wait_status_online(charlie)
+    bravo = fleet.instances["cli-bravo"]
+    res = bravo.refsuite("restart")  # every daemon of bravo gets a new start time
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_status_online(bravo)
 
     proc, reports = run_audit(fleet, "run-history", *extra)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
@@ -785,6 +790,10 @@ def test_second_audit_shows_new_and_resolved_problems_and_drift(fleet: Fleet) ->
         (p["host"], p["daemon"], p["state"]) for p in since["resolved_problems"]
     }, since
     assert [(d["host"], d["field"]) for d in since["drift"]] == [("srv-alpha", "config_checksum")]
+    assert {(r["host"], r["daemon"]) for r in since["restarted"]} == {
+        ("cli-bravo", "qm"),
+        ("cli-bravo", "sshd"),
+    }, since["restarted"]
     assert len(list((reports / "history").iterdir())) == 2
     page = (reports / FILES["html"]).read_text()
     assert page.index('id="since"') < page.index('id="audit"')
