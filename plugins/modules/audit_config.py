@@ -56,8 +56,8 @@ options:
         C(ansible-playbook) then exits with status 4 (its code for unreachable hosts and for
         parse errors) instead of 2, so a configuration error is told apart from an unhealthy
         fleet. C(playbooks/health_audit.yml) sets it in its first play, which runs on localhost
-        only; the P(daemonops.suite.health_audit#role) role sets it on each host's own check
-        and ends the play when a host failed it.
+        only; the P(daemonops.suite.health_audit#role) role sets it in its own check (run
+        once, the first host carries the error) and then ends the play.
     type: bool
     default: false
 seealso:
