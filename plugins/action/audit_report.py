@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 import time
 from collections.abc import Mapping
@@ -21,6 +23,7 @@ from ansible_collections.daemonops.suite.plugins.plugin_utils.audit_report impor
     AuditReportError,
     build_report,
     collect_registered,
+    compare_reports,
     render,
     summary_line,
 )
@@ -69,6 +72,50 @@ def registered_lookup(hostvars: Mapping[str, Any], name: str) -> Callable[[str],
     return lookup
 
 
+HISTORY_DIR = "history"
+
+
+def history_name(basename: str, epoch: float) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(epoch))
+    return f"{basename}-{stamp}{int(epoch * 1000) % 1000:03d}Z.json"
+
+
+def read_previous(dest: str, basename: str) -> dict[str, Any] | None:
+    """The last audit: the newest history file, else the latest JSON report; None if neither
+    exists or can be read as a report."""
+    candidates = sorted(glob.glob(os.path.join(dest, HISTORY_DIR, f"{basename}-*Z.json")))
+    candidates.reverse()
+    candidates.append(os.path.join(dest, basename + FILE_SUFFIXES["json"]))
+    for path in candidates:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("hosts"), dict):
+            return data
+    return None
+
+
+def keep_history(
+    dest: str, basename: str, report: Mapping[str, Any], text: str | None, keep: int
+) -> str | None:
+    """Store this audit as ``history/<basename>-<UTC time>.json`` and delete all but the newest
+    ``keep``; returns the file written (None with ``keep`` 0)."""
+    folder = os.path.join(dest, HISTORY_DIR)
+    written = None
+    if keep > 0:
+        if text is None:
+            text = render(report, "json")
+        os.makedirs(folder, exist_ok=True)
+        written = os.path.join(folder, history_name(basename, report["generated_at_epoch"]))
+        write_atomically(written, text)
+    old = sorted(glob.glob(os.path.join(folder, f"{basename}-*Z.json")))
+    for path in old[: max(len(old) - keep, 0)]:
+        os.unlink(path)
+    return written
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -107,18 +154,40 @@ class ActionModule(ActionBase):
                 "such as 'health_audit'"
             )
 
+        keep: int = params["history"]
+        if keep < 0:
+            raise AnsibleActionFail(
+                f"history: {keep} is negative; give the number of past audits to keep (0 = none)"
+            )
+        if not results:
+            raise AnsibleActionFail(
+                "no hosts to report on: the play has no host (check the host pattern and the "
+                "inventory); an empty audit is not a healthy one"
+            )
+        dest = os.path.abspath(dest)
         try:
-            report = build_report(results, time.time())  # type: ignore[arg-type]
+            report = build_report(
+                results,  # type: ignore[arg-type]
+                time.time(),
+                profile=params["profile"],
+                started=params["started"],
+                maintenance=params["maintenance"],
+            )
+            previous = read_previous(dest, basename)
+            if previous is not None:
+                report["since_last"] = compare_reports(previous, report)
             rendered = {fmt: render(report, fmt) for fmt in formats}
         except AuditReportError as exc:
             raise AnsibleActionFail(str(exc)) from None
 
         files = {fmt: os.path.join(dest, basename + FILE_SUFFIXES[fmt]) for fmt in formats}
+        history_file = None
         if not self._task.check_mode:
             try:
                 os.makedirs(dest, exist_ok=True)
                 for fmt, path in files.items():
                     write_atomically(path, rendered[fmt])
+                history_file = keep_history(dest, basename, report, rendered.get("json"), keep)
             except OSError as exc:
                 raise AnsibleActionFail(
                     f"dest: cannot write the report to {dest!r}: {exc.strerror or exc}; "
@@ -132,6 +201,9 @@ class ActionModule(ActionBase):
             healthy=report["healthy"],
             unhealthy_hosts=report["unhealthy_hosts"],
             unreachable_hosts=report["unreachable_hosts"],
+            reasons=report["reasons"],
+            history_file=history_file,
+            since_last=report["since_last"],
             problems=report["problems"][:MAX_PROBLEMS_RETURNED],
             generated_at=report["generated_at"],
             msg=summary_line(report),

@@ -89,6 +89,32 @@ options:
       - File name of the reports without the suffix.
     type: str
     default: health_audit
+  history:
+    description:
+      - How many past audits to keep, each as C(history/<basename>-<UTC time>.json) in O(dest);
+        older ones are deleted. V(0) keeps none.
+      - Before writing, the newest kept audit (else the previous C(<basename>.json)) is compared
+        with this one; the report's C(since_last) section lists new and resolved problems,
+        hosts added and removed, daemons restarted (start time changed) and drift (a host's
+        suite C(version) or C(config_checksum) changed).
+    type: int
+    default: 30
+  maintenance:
+    description:
+      - Hosts or daemons silenced during maintenance, each C({host, daemon, reason, until})
+        (C(daemon) optional, C(until) V(YYYY-MM-DD) or an ISO 8601 time). Until it expires, an
+        entry is shown greyed with its reason and kept out of RV(unhealthy_hosts).
+    type: list
+    elements: dict
+    default: []
+  profile:
+    description: The profile name shown in the report; by default the suites the hosts reported.
+    type: str
+  started:
+    description:
+      - When the audit started, seconds since the epoch (RV(daemonops.suite.audit_config#module:started));
+        the report shows the audit's duration from it.
+    type: float
 seealso:
   - module: daemonops.suite.health_info
 """
@@ -156,7 +182,9 @@ healthy:
   type: bool
   sample: false
 unhealthy_hosts:
-  description: Hosts that are not healthy (a daemon offline or degraded, unreachable, or failed).
+  description:
+    - Hosts that are not healthy (a daemon offline or degraded, unreachable, or failed) and not
+      silenced by O(maintenance); problems first, as in the report.
   returned: always
   type: list
   elements: str
@@ -167,6 +195,30 @@ unreachable_hosts:
   type: list
   elements: str
   sample: [web3]
+reasons:
+  description: Why each host of RV(unhealthy_hosts) fails the audit, one line per host.
+  returned: always
+  type: dict
+  sample: {db2: "unhealthy: stpd offline", web3: "unreachable: ssh: connect to host web3 port 22: No route to host"}
+history_file:
+  description: The history file written for this audit; null in check mode or with O(history=0).
+  returned: always
+  type: str
+  sample: /srv/audit/history/health_audit-20261206T173913123Z.json
+since_last:
+  description:
+    - What changed since the last kept audit (null when there is none), see O(history).
+  returned: always
+  type: dict
+  sample:
+    previous_generated_at: "2026-12-06T16:39:13.123000Z"
+    previous_generated_at_epoch: 1796575153.123
+    new_problems: [{host: db2, daemon: stpd, state: offline, problem: stpd offline}]
+    resolved_problems: []
+    hosts_added: []
+    hosts_removed: []
+    restarted: [{host: db1, daemon: ui, before: 1795960000.1, after: 1795967000.4}]
+    drift: [{host: db3, field: config_checksum, before: "sha256:1c4e...", after: "sha256:9a0b..."}]
 problems:
   description: The first 50 problems, each naming the host, the daemon and its state.
   returned: always
@@ -203,6 +255,10 @@ def main() -> None:
                 default=["json", "markdown", "html", "junit", "prometheus"],
             ),
             basename=dict(type="str", default="health_audit"),
+            history=dict(type="int", default=30),
+            maintenance=dict(type="list", elements="dict", default=[]),
+            profile=dict(type="str"),
+            started=dict(type="float"),
         ),
         mutually_exclusive=[["results", "register_name"]],
         required_one_of=[["results", "register_name"]],

@@ -45,8 +45,17 @@ options:
     description:
       - Read the profile's PID store (C(suite.pid_store)) and judge each daemon's record as
         C(status) of RV(daemons.pid_record). A stale or invalid record degrades a running daemon.
+      - The store's path is O(pid_store_path) when given, else the value the suite INI
+        (O(config_file)) gives to the key named by the profile's C(suite.pid_store.config_key)
+        (refsuite's C(state_db) in section C(suite), so each instance's own state database is
+        read), else C(suite.pid_store.path).
     type: bool
     default: true
+  pid_store_path:
+    description:
+      - The path of the PID store on the host (an SQLite file or a pidfile directory), overriding
+        the instance's INI and the profile. Use it when an instance keeps its records elsewhere.
+    type: path
 requirements:
   - psutil
 notes:
@@ -136,6 +145,21 @@ instance:
   returned: when O(instance) is set
   type: str
   sample: /etc/refsuite/refsuite.ini
+version:
+  description: The installed suite's version, the first line of the profile's C(suite.version_file); null without one.
+  returned: success
+  type: str
+  sample: 0.1.0
+elapsed:
+  description: Seconds the check took on the host.
+  returned: success
+  type: float
+  sample: 0.042
+config_checksum:
+  description: C(sha256:) checksum of the suite INI the check used; null when there is none.
+  returned: success
+  type: str
+  sample: "sha256:9f2c0d0b6f3e4c1c8d1e7a7f5b8a1d2e3c4b5a69788796a5b4c3d2e1f0a9b8c7"
 summary:
   description: Counts over the checked daemons.
   returned: success
@@ -256,6 +280,8 @@ daemons:
       sample: {status: stale, pid: 4242, reason: no process with PID 4242}
 """
 
+import time  # noqa: E402
+
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.health import (  # noqa: E402
     HealthChecker,
 )
@@ -266,11 +292,19 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit 
     profile_from_params,
     run_module,
 )
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (  # noqa: E402
+    with_pid_store_path,
+)
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_facts import (  # noqa: E402
+    suite_facts,
+)
 
 
 class HealthInfo(SuiteAction):
     def run(self) -> dict:
         profile = profile_from_params(self.params, apply_ini=False)
+        if self.params["pid_store_path"]:
+            profile = with_pid_store_path(profile, self.params["pid_store_path"])
         checker = HealthChecker(
             profile,
             self.params["roles"] or [],
@@ -279,7 +313,11 @@ class HealthInfo(SuiteAction):
             probes=self.params["probes"],
             pid_records=self.params["pid_records"],
         )
-        return checker.run()
+        started = time.monotonic()
+        result = checker.run()
+        result.update(suite_facts(profile, self.params["config_file"]))
+        result["elapsed"] = round(time.monotonic() - started, 3)
+        return result
 
 
 def main() -> None:
@@ -287,6 +325,7 @@ def main() -> None:
         roles=dict(type="list", elements="str"),
         probes=dict(type="bool", default=True),
         pid_records=dict(type="bool", default=True),
+        pid_store_path=dict(type="path"),
     )
     run_module(HealthInfo, argument_spec, **PROFILE_ARG_RULES)
 

@@ -89,8 +89,9 @@ requirements:
   - psutil
   - psycopg2 (only for PostgreSQL stores; imported only then)
 notes:
-  - Check mode reports what would be removed (RV(records[].removed) is V(true) for those).
-  - Diff mode shows the records before and after.
+  - Check mode removes nothing; RV(records[].would_remove) says what O(state=absent) would
+    remove, RV(records[].removed) stays V(false).
+  - Diff mode shows the records before and after, one per line.
 seealso:
   - module: daemonops.suite.health_info
   - module: daemonops.suite.service
@@ -152,7 +153,10 @@ records:
       type: str
       sample: no process with PID 2859
     removed:
-      description: Whether the record was removed (in check mode, would be).
+      description: Whether the record was removed (never in check mode).
+      type: bool
+    would_remove:
+      description: Whether O(state=absent) removes the record (in check mode, would remove it).
       type: bool
       sample: true
     source:
@@ -161,12 +165,12 @@ records:
       sample: /var/lib/refsuite/state.db:daemon_pids
   sample:
     - {name: qm, daemon: qm, pid: 2859, raw_pid: '2859', status: live, reason: PID 2859 is the recorded process,
-       removed: false, source: /var/lib/refsuite/state.db:daemon_pids}
+       removed: false, would_remove: false, source: /var/lib/refsuite/state.db:daemon_pids}
 counts:
-  description: Number of records by status, removed, and in total.
+  description: Number of records by status, removed, would be removed, and in total.
   returned: success
   type: dict
-  sample: {live: 7, stale: 1, invalid: 0, unknown: 0, removed: 1, total: 8}
+  sample: {live: 7, stale: 1, invalid: 0, unknown: 0, removed: 1, would_remove: 1, total: 8}
 store_type:
   description: The type of the store that was read.
   returned: success

@@ -255,9 +255,17 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             stop_instance(inst)
 
 
-def run_audit(fleet: Fleet, name: str, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
+def run_audit(
+    fleet: Fleet,
+    name: str,
+    *extra: str,
+    report_dir: bool = True,
+    inventory: Path | None = None,
+) -> tuple[subprocess.CompletedProcess, Path]:
+    """Run the playbook in ``fleet.root/name`` (made if missing); reports in ``name/reports``
+    (given with -e, or, with ``report_dir=False``, by the role's default ``./reports``)."""
     work = fleet.root / name
-    work.mkdir()
+    work.mkdir(exist_ok=True)
     reports = work / "reports"
     env = dict(os.environ)
     collections = TOP / ".build" / "collections"
@@ -275,15 +283,9 @@ def run_audit(fleet: Fleet, name: str, *extra: str) -> tuple[subprocess.Complete
     assert (collections / "ansible_collections" / "daemonops" / "suite").exists(), (
         "run `. scripts/env.sh` once: it links the collection under .build/collections"
     )
-    cmd = [
-        ANSIBLE_PLAYBOOK,
-        "-i",
-        str(fleet.inventory),
-        str(PLAYBOOK),
-        "-e",
-        f"health_audit_report_dir={reports}",
-        *extra,
-    ]
+    cmd = [ANSIBLE_PLAYBOOK, "-i", str(inventory or fleet.inventory), str(PLAYBOOK), *extra]
+    if report_dir:
+        cmd += ["-e", f"health_audit_report_dir={reports}"]
     started = time.monotonic()
     proc = subprocess.run(
         cmd, env=env, cwd=str(work), capture_output=True, text=True, timeout=300, check=False
@@ -316,9 +318,18 @@ def test_playbook_writes_all_reports_then_fails_on_unhealthy_host(
         path = reports / name
         assert path.is_file() and path.stat().st_size > 0, f"{path} missing\n{out[-4000:]}"
     assert not [p.name for p in reports.iterdir() if p.name.startswith(".")], "temp files left"
-    # the failure message names the unhealthy hosts, after the report task ran
-    assert "Unhealthy hosts: cli-charlie, gone-delta." in out, out[-6000:]
-    assert out.index("Write the fleet report") < out.index("Unhealthy hosts:")
+    # one failure per unhealthy host, with its reason, after the report task ran
+    assert re.search(r"fatal: \[cli-charlie\]: FAILED! =>\s+changed: false\s+msg: .cli-charlie "
+                     r"is unhealthy: sshd offline", out), out[-6000:]  # fmt: skip
+    assert "gone-delta is unreachable: " in out
+    assert out.index("Write the fleet report") < out.index("cli-charlie is unhealthy")
+    # the recap blames exactly the unhealthy hosts
+    recap = {m[1]: int(m[2]) for m in re.finditer(r"^(\S+)\s+: ok=.* failed=(\d+)", out, re.M)}
+    assert recap == {"cli-bravo": 0, "cli-charlie": 1, "gone-delta": 1, "localhost": 0,
+                     "srv-alpha": 0}, out[-3000:]  # fmt: skip
+    # the paths written are printed
+    for name in FILES.values():
+        assert f"Report: {reports / name}" in out
 
 
 def test_json_report_says_which_host_and_daemon_failed(
@@ -335,8 +346,14 @@ def test_json_report_says_which_host_and_daemon_failed(
         "cli-charlie": "unhealthy",
         "gone-delta": "unreachable",
     }, json.dumps({h: e.get("msg") for h, e in hosts.items()}, indent=1)
-    assert report["unhealthy_hosts"] == ["cli-charlie", "gone-delta"]
+    # problems first: unreachable, then unhealthy, then healthy
+    assert report["unhealthy_hosts"] == ["gone-delta", "cli-charlie"]
+    assert list(hosts) == ["gone-delta", "cli-charlie", "cli-bravo", "srv-alpha"]
     assert report["unreachable_hosts"] == ["gone-delta"]
+    assert report["schema_version"] == 2 and report["profile"] == "refsuite"
+    assert 0 < report["duration_seconds"] < 300
+    assert hosts["srv-alpha"]["instance"] == str(fleet.instances["srv-alpha"].config)
+    assert hosts["srv-alpha"]["config_checksum"].startswith("sha256:")
     summary = report["summary"]
     assert (summary["hosts"], summary["healthy"], summary["unhealthy"]) == (4, 2, 1)
     assert summary["unreachable"] == 1 and summary["failed"] == 0
@@ -387,42 +404,69 @@ def test_junit_report(failing_run: tuple[subprocess.CompletedProcess, Path]) -> 
     failing = {k for k, c in cases.items() if c.find("failure") is not None}
     errors = {k for k, c in cases.items() if c.find("error") is not None}
     assert failing == {("cli-charlie", "sshd")}
-    assert errors == {("gone-delta", "unreachable")}
+    # one stable test per host for reachability, an error for the unreachable one
+    assert errors == {("gone-delta", "reachable")}
+    assert {k for k in cases if k[1] == "reachable"} == {
+        (h, "reachable") for h in ("srv-alpha", "cli-bravo", "cli-charlie", "gone-delta")
+    }
+    assert 0 < float(suite.get("time", "0")) < 300
+    assert 0 < float(cases[("srv-alpha", "reachable")].get("time", "0")) < 60
     assert ("srv-alpha", "stpd") in cases and ("cli-bravo", "sshd") in cases
     assert cases[("srv-alpha", "ctrl")].find("skipped") is not None
     assert suite.get("failures") == "1" and suite.get("errors") == "1"
-    assert int(suite.get("tests", "0")) == len(cases) == 10 + 3 + 3 + 1
+    assert int(suite.get("tests", "0")) == len(cases) == 10 + 3 + 3 + 4
 
 
 def test_prometheus_report(failing_run: tuple[subprocess.CompletedProcess, Path]) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
     reports = failing_run[1]
     text = (reports / FILES["prometheus"]).read_text()
-    lines = text.splitlines()
-    sample = re.compile(
-        r'^[a-z_]+(\{[a-z_]+="(?:[^"\\\n]|\\.)*"(,[a-z_]+="(?:[^"\\\n]|\\.)*")*\})? \S+$'
-    )
-    for line in lines:
-        assert line.startswith(("# HELP ", "# TYPE ")) or sample.match(line), line
-    assert 'daemonops_daemon_up{host="cli-charlie",daemon="sshd",state="offline"} 0' in lines
-    assert 'daemonops_daemon_up{host="srv-alpha",daemon="stpd",state="online"} 1' in lines
-    assert 'daemonops_host_healthy{host="cli-charlie"} 0' in lines
-    assert 'daemonops_host_healthy{host="gone-delta"} 0' in lines
-    assert 'daemonops_host_healthy{host="srv-alpha"} 1' in lines
-    clients = [
-        ln
-        for ln in lines
-        if ln.startswith('daemonops_daemon_clients{host="srv-alpha",daemon="ui"}')
-    ]
-    assert len(clients) == 1 and int(clients[0].split()[-1]) >= 1
-    assert any(ln.startswith("daemonops_audit_timestamp_seconds ") for ln in lines)
+    samples: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(text):
+        assert family.type == "gauge", family.name
+        for sample in family.samples:
+            key = tuple(sorted(sample.labels.items()))
+            assert key not in samples.setdefault(sample.name, {}), sample
+            samples[sample.name][key] = sample.value
+
+    def value(name: str, **labels: str) -> float:
+        return samples[name][tuple(sorted(labels.items()))]
+
+    state = samples["daemonops_daemon_state"]
+    charlie_sshd = {
+        dict(k)["state"]: v
+        for k, v in state.items()
+        if dict(k)["host"] == "cli-charlie" and dict(k)["daemon"] == "sshd"
+    }
+    assert charlie_sshd == {"online": 0, "degraded": 0, "offline": 1, "unused": 0, "unknown": 0}
+    essential = {dict(k)["daemon"]: dict(k)["essential"] for k in state}
+    assert essential["qm"] == "true" and essential["sshd"] == "false"
+    assert value("daemonops_daemon_up", host="srv-alpha", daemon="stpd") == 1
+    assert value("daemonops_daemon_start_time_seconds", host="srv-alpha", daemon="qm") > 1e9
+    assert ("daemonops_daemon_start_time_seconds", "cli-charlie", "sshd") not in {
+        ("daemonops_daemon_start_time_seconds", dict(k)["host"], dict(k)["daemon"])
+        for k in samples["daemonops_daemon_start_time_seconds"]
+    }
+    assert value("daemonops_host_healthy", host="cli-charlie") == 0
+    assert value("daemonops_host_healthy", host="srv-alpha") == 1
+    assert value("daemonops_host_reachable", host="gone-delta") == 0
+    assert value("daemonops_host_reachable", host="cli-charlie") == 1
+    assert value("daemonops_host_state", host="gone-delta", state="unreachable") == 1
+    assert value("daemonops_host_check_failed", host="gone-delta") == 0
+    assert value("daemonops_daemon_clients", host="srv-alpha", daemon="ui") >= 1
+    assert 0 < value("daemonops_audit_duration_seconds") < 300
+    assert value("daemonops_audit_timestamp_seconds") > 1e9
+    assert value("daemonops_audit_hosts", status="unhealthy") == 1
 
 
 def test_no_failure_when_fail_on_unhealthy_is_false(fleet: Fleet) -> None:
     proc, reports = run_audit(fleet, "run-nofail", "-e", "health_audit_fail_on_unhealthy=false")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
     report = json.loads((reports / FILES["json"]).read_text())
-    assert report["unhealthy_hosts"] == ["cli-charlie", "gone-delta"]
-    assert sorted(p.name for p in reports.iterdir()) == sorted(FILES.values())
+    assert report["unhealthy_hosts"] == ["gone-delta", "cli-charlie"]
+    assert sorted(p.name for p in reports.iterdir() if p.is_file()) == sorted(FILES.values())
+    assert len(list((reports / "history").iterdir())) == 1
 
 
 # ----------------------------------------------------------------------------- browser
@@ -502,7 +546,7 @@ def test_html_report_renders_in_chromium(
     assert 'id="audit" data-filter="unhealthy"' in dom, res.stderr[-3000:]
     rows = {
         m.group(1): "hidden" in m.group(0)
-        for m in re.finditer(r'<tr class="host-\w+" data-host="([^"]+)"[^>]*>', dom)
+        for m in re.finditer(r'<tr id="[^"]+" class="host-\w+[^"]*" data-host="([^"]+)"[^>]*>', dom)
     }
     assert rows == {
         "cli-bravo": True,
@@ -511,3 +555,248 @@ def test_html_report_renders_in_chromium(
         "srv-alpha": True,
     }
     assert '<span id="shown-count">2</span>' in dom
+
+
+# ----------------------------------------------------------------------------- exit codes
+
+
+def test_configuration_error_exits_4_contacts_no_host_and_writes_no_report(
+    fleet: Fleet,
+) -> None:
+    proc, reports = run_audit(fleet, "run-bad-profile", "-e", "health_audit_profile=refsuit")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out[-6000:]
+    flat = re.sub(r"\s+", " ", out).replace("''", "'")  # the callback folds long messages
+    assert "health audit configuration error (4 problems, no host was contacted)" in flat
+    assert "srv-alpha: health_audit_profile 'refsuit': profile 'refsuit' is not shipped" in flat
+    # no host was contacted: the health check never ran, the unreachable host was not tried
+    assert "Check the suite's daemons on the host" not in out
+    recap = re.findall(r"^(\S+)\s+: ok=\d+", out.split("PLAY RECAP")[1], re.M)
+    assert recap == ["localhost"], out[-3000:]
+    assert not reports.exists()
+
+    proc, reports = run_audit(fleet, "run-no-host", "-e", "health_audit_hosts=nosuchgroup")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out[-6000:]
+    flat = re.sub(r"\s+", " ", out).replace("''", "'")
+    assert "the pattern 'nosuchgroup' matches no host of the inventory" in flat
+    assert not reports.exists()
+
+    # with --limit the first play has no host (localhost is not in the limit): the role checks
+    # each host itself and ends the play the same way
+    proc, reports = run_audit(
+        fleet, "run-limit", "--limit", "srv-alpha", "-e", '{"health_audit_roles": ["nosuchrole"]}'
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out[-6000:]
+    flat = re.sub(r"\s+", " ", out).replace("''", "'")
+    assert "srv-alpha: health_audit_roles nosuchrole not a role of suite refsuite" in flat
+    assert "Check the suite's daemons on the host" not in out
+    assert not reports.exists()
+
+
+def test_healthy_hosts_exit_0_and_reports_go_to_the_working_directory(fleet: Fleet) -> None:
+    proc, _reports = run_audit(
+        fleet, "run-healthy", "-e", "health_audit_hosts=srv-alpha:cli-bravo", report_dir=False
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    reports = fleet.root / "run-healthy" / "reports"  # ./reports of the playbook's cwd
+    report = json.loads((reports / FILES["json"]).read_text())
+    assert report["healthy"] is True and set(report["hosts"]) == {"srv-alpha", "cli-bravo"}
+    assert f"Report: {reports / FILES['html']}" in out
+    assert not (TOP / "reports").exists() or not (TOP / "reports" / FILES["json"]).exists()
+
+
+def test_multi_instance_recipe_with_the_shipped_profile(fleet: Fleet) -> None:
+    """docs/audit.md: two instances on one host, each an inventory host with
+    health_audit_instance and health_audit_config_file, and the shipped profile by name. The
+    PID store is each instance's own state_db (from its INI), so records are consistent."""
+    hosts = {
+        name: {
+            "ansible_connection": "local",
+            "health_audit_profile": "refsuite",
+            "health_audit_instance": str(fleet.instances[name].config),
+            "health_audit_config_file": str(fleet.instances[name].config),
+        }
+        for name in ("srv-alpha", "cli-bravo")
+    }
+    inventory = fleet.root / "multi-instance.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "vars": {"ansible_python_interpreter": sys.executable},
+                    "children": {
+                        "server": {"hosts": {"srv-alpha": hosts["srv-alpha"]}},
+                        "client": {"hosts": {"cli-bravo": hosts["cli-bravo"]}},
+                    },
+                }
+            }
+        )
+    )
+    proc, reports = run_audit(fleet, "run-multi", inventory=inventory)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    report = json.loads((reports / FILES["json"]).read_text())
+    for host in ("srv-alpha", "cli-bravo"):
+        entry = report["hosts"][host]
+        assert entry["status"] == "healthy", entry["problems"]
+        own = {p.pid for p in fleet.instances[host].processes()}
+        for name, daemon in entry["daemons"].items():
+            if daemon["state"] == "unused":
+                continue
+            assert daemon["pid_record"]["status"] == "consistent", (host, name, daemon)
+            assert daemon["pid_record"]["pid"] in own
+    # the same with an explicit store path: a wrong one shows the records missing
+    proc, reports = run_audit(
+        fleet, "run-multi-override", "-e", f"health_audit_pid_store_path={fleet.root}/none.db",
+        "-e", "health_audit_fail_on_unhealthy=false", inventory=inventory,
+    )  # fmt: skip
+    report = json.loads((reports / FILES["json"]).read_text())
+    qm = report["hosts"]["srv-alpha"]["daemons"]["qm"]["pid_record"]
+    assert qm["status"] != "consistent" and "none.db" in json.dumps(qm), qm
+
+
+# ----------------------------------------------------------------------------- large fleet
+
+
+def synthetic_fleet(count: int = 300, bad_every: int = 16) -> dict[str, Any]:
+    """``count`` hosts named like a real fleet; every ``bad_every``-th one unhealthy, two
+    unreachable, one silenced."""
+    names = ["qm", "db", "ui", "passd", "sms", "data_server", "stpd", "ctrl", "sshd", "sepuler"]
+    now = time.time()
+    results: dict[str, Any] = {}
+    for i in range(count):
+        daemons = {}
+        for j, name in enumerate(names):
+            state = "unused" if name == "ctrl" else "online"
+            daemons[name] = {
+                "state": state,
+                "essential": name == "qm",
+                "problems": [],
+                "pids": [] if state == "unused" else [1000 + i * 20 + j],
+                "ports": [] if state == "unused" else [
+                    {"port": 11000 + j, "listening": True, "owned": True, "clients": j % 2,
+                     "peers": ["10.0.0.9:50000"] if j % 2 else []}],
+                "start_time": now - 86400 * (i % 9) - 3600,
+                "uptime": 86400 * (i % 9) + 3600,
+                "ancestry": {"expected": "qm", "ok": True, "chain": [1000 + i * 20 + j, 1000]},
+            }  # fmt: skip
+        if i % bad_every == 5:
+            daemons["stpd"].update(state="offline", pids=[], problems=["stpd offline"])
+        results[f"node{i:03d}.dc{i % 3}"] = {
+            "status": "SUCCESS", "msg": "", "roles": ["server"], "profile": "refsuite",
+            "host": f"node{i:03d}", "daemons": daemons,
+        }  # fmt: skip
+    results["node007.dc1"] = {"unreachable": True, "msg": "ssh: connect to host: No route"}
+    results["node250.dc1"] = {"unreachable": True, "msg": "ssh: connect to host: timed out"}
+    return results
+
+
+@pytest.mark.browser
+def test_large_fleet_page_in_chromium(tmp_path: Path) -> None:
+    assert shutil.which(CHROMIUM), f"{CHROMIUM} is required for the browser test"
+    sys.path.insert(0, str(TOP / ".build" / "collections"))
+    from ansible_collections.daemonops.suite.plugins.plugin_utils import audit_report as ar
+
+    report = ar.build_report(
+        synthetic_fleet(), time.time(), profile="refsuite", started=time.time() - 42.5,
+        maintenance=[{"host": "node021.dc0", "reason": "disk swap", "until": "2099-01-01"}],
+    )  # fmt: skip
+    bad = [h for h, e in report["hosts"].items() if e["status"] != "healthy"]
+    assert len(report["hosts"]) == 300 and len(bad) == 21
+    page = tmp_path / "fleet.html"
+    page.write_text(ar.to_html(report))
+    url = page.resolve().as_uri()
+
+    res = chromium(tmp_path / "p1", "--dump-dom", "--window-size=1280,900", url)
+    dom = res.stdout
+    assert 'data-audit-ready="1"' in dom, res.stderr[-3000:]
+    rows = re.findall(r'<tr id="([^"]+)" class="host-(\w+)[^"]*" data-host="([^"]+)"', dom)
+    assert len(rows) == 300
+    # the first rows are the problems: unreachable, then unhealthy; healthy ones after
+    statuses = [status for _id, status, _host in rows]
+    assert statuses[:2] == ["unreachable", "unreachable"]
+    assert statuses[2:21] == ["unhealthy"] * 19 and set(statuses[21:]) == {"healthy"}
+    assert "profile refsuite" in dom and "in 42 s" in dom
+    # every problem link points at a host row of the page
+    ids = {row_id for row_id, _s, _h in rows}
+    start = dom.index('id="problems"')
+    problems = dom[start : dom.index("</ul>", start)]
+    links = re.findall(r'href="#([^"]+)"', problems)
+    assert len(links) == 21 and set(links) <= ids
+    assert dom.index('id="problems"') < dom.index('id="audit"')
+
+    # following a link to a row near the end scrolls it into view
+    target = rows[-10][0]
+    res = chromium(tmp_path / "p2", "--dump-dom", "--window-size=1280,900", f"{url}#{target}")
+    dom = res.stdout
+    body = re.search(r"<body([^>]*)>", dom)
+    assert body, res.stderr[-3000:]
+    attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(1)))
+    assert attrs.get("data-target") == target, attrs
+    assert int(attrs["data-scroll"]) > 2000  # far down the page
+    assert 0 <= int(attrs["data-target-top"]) < 900  # and on screen
+
+    # the filter keeps only the problem rows, the header stays (sticky)
+    res = chromium(tmp_path / "p3", "--dump-dom", url + "#only-unhealthy")
+    shown = re.search(r'<span id="shown-count">(\d+)</span>', res.stdout)
+    assert shown and shown.group(1) == "20"  # 21 problem hosts, the silenced one hidden
+    assert "#top{position:sticky" in res.stdout
+
+    shot = tmp_path / "fleet.png"
+    chromium(tmp_path / "p4", f"--screenshot={shot}", "--window-size=1280,1000", url)
+    width, height, raw = png_pixels(shot)
+    assert (width, height) == (1280, 1000) and len(set(raw)) > 50
+
+
+# ----------------------------------------------------------------------------- history
+
+
+def test_second_audit_shows_new_and_resolved_problems_and_drift(fleet: Fleet) -> None:
+    """Two consecutive audits into one directory: between them charlie's sshd is restarted
+    (resolved), ctrl is enabled in alpha's INI (a new problem: ctrl offline) which also
+    changes alpha's configuration checksum (drift), and bravo is restarted (its daemons'
+    start times change). Runs last: it changes the fleet."""
+    extra = ("-e", "health_audit_fail_on_unhealthy=false")
+    proc, reports = run_audit(fleet, "run-history", *extra)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    first = json.loads((reports / FILES["json"]).read_text())
+    assert first["since_last"] is None
+
+    alpha = fleet.instances["srv-alpha"]
+    alpha.config.write_text(
+        alpha.config.read_text().replace("[ctrl]\nenabled = false", "[ctrl]\nenabled = true")
+    )
+    charlie = fleet.instances["cli-charlie"]
+    (qm,) = charlie.daemon("qm")
+    qm.send_signal(signal.SIGHUP)  # qm restarts failed daemons now
+    wait_status_online(charlie)
+    bravo = fleet.instances["cli-bravo"]
+    res = bravo.refsuite("restart")  # every daemon of bravo gets a new start time
+    assert res.returncode == 0, res.stdout + res.stderr
+    wait_status_online(bravo)
+
+    proc, reports = run_audit(fleet, "run-history", *extra)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    second = json.loads((reports / FILES["json"]).read_text())
+    since = second["since_last"]
+    assert since["previous_generated_at"] == first["generated_at"]
+    assert ("srv-alpha", "ctrl", "offline") in {
+        (p["host"], p["daemon"], p["state"]) for p in since["new_problems"]
+    }, since
+    assert ("cli-charlie", "sshd", "offline") in {
+        (p["host"], p["daemon"], p["state"]) for p in since["resolved_problems"]
+    }, since
+    assert [(d["host"], d["field"]) for d in since["drift"]] == [("srv-alpha", "config_checksum")]
+    assert {(r["host"], r["daemon"]) for r in since["restarted"]} == {
+        ("cli-bravo", "qm"),
+        ("cli-bravo", "sshd"),
+    }, since["restarted"]
+    assert len(list((reports / "history").iterdir())) == 2
+    page = (reports / FILES["html"]).read_text()
+    assert page.index('id="since"') < page.index('id="audit"')
+    assert "New problems (1)" in page and "Changed out of band (drift) (1)" in page
+    md = (reports / FILES["markdown"]).read_text()
+    assert "- resolved problem: **cli-charlie / sshd** (offline)" in md

@@ -34,11 +34,12 @@ _SUITE_KEYS = (
     "control",
     "systemd_unit",
     "config_file",
+    "version_file",
     "pid_store",
     "cluster_data",
 )
 _CONTROL_KEYS = (*CONTROL_ACTIONS, "force_option")
-_PID_STORE_KEYS = ("type", "path", "table", "dsn", "columns", "pattern")
+_PID_STORE_KEYS = ("type", "path", "table", "dsn", "columns", "pattern", "config_key")
 _CLUSTER_KEYS = ("path", "depth")
 _DAEMON_KEYS = (
     "name",
@@ -187,6 +188,9 @@ class PidStore:
         default_factory=lambda: {"name": "name", "pid": "pid"}
     )
     pattern: t.Optional[str] = None
+    #: ``section.key`` of the suite INI that sets ``path`` for an instance (refsuite:
+    #: ``suite.state_db``); ``apply_config`` follows it.
+    config_key: t.Optional[str] = None
 
     def pidfile_name(self, daemon: Daemon) -> str:
         """The pidfile name of ``daemon`` (pidfile stores only)."""
@@ -196,7 +200,7 @@ class PidStore:
 
     def to_dict(self) -> dict[str, t.Any]:
         result: dict[str, t.Any] = {"type": self.type}
-        for key in ("path", "table", "dsn", "pattern"):
+        for key in ("path", "table", "dsn", "pattern", "config_key"):
             value = getattr(self, key)
             if value is not None:
                 result[key] = value
@@ -230,6 +234,8 @@ class Profile:
     cluster_data: t.Optional[ClusterData]
     daemons: tuple[Daemon, ...]
     source: str = dataclasses.field(default="<inline>", compare=False)
+    #: a file whose first line is the installed suite's version (health_info reports it)
+    version_file: t.Optional[str] = None
 
     @property
     def daemon_names(self) -> list[str]:
@@ -313,6 +319,8 @@ class Profile:
             suite["systemd_unit"] = self.systemd_unit
         if self.config_file is not None:
             suite["config_file"] = self.config_file
+        if self.version_file is not None:
+            suite["version_file"] = self.version_file
         if self.pid_store is not None:
             suite["pid_store"] = self.pid_store.to_dict()
         if self.cluster_data is not None:
@@ -541,8 +549,23 @@ def _pid_store(ctx: _Ctx, value: t.Any) -> t.Optional[PidStore]:
                 ctx.fail("pid_store.pattern", f"'{pattern}' must contain {{name}}")
     else:
         refuse("pattern", "pidfile")
+    config_key = _opt_string(ctx, "pid_store.config_key", data.get("config_key"))
+    if config_key is not None:
+        if store_type == "postgresql":
+            ctx.fail("pid_store.config_key", "only applies to pid_store type sqlite or pidfile")
+        if not re.match(r"^[^.\s\[\]]+\.[^.\s\[\]]+$", config_key):
+            ctx.fail(
+                "pid_store.config_key",
+                f"'{config_key}' must be section.key of the suite INI, such as suite.state_db",
+            )
     return PidStore(
-        type=store_type, path=path, table=table, dsn=dsn, columns=columns, pattern=pattern
+        type=store_type,
+        path=path,
+        table=table,
+        dsn=dsn,
+        columns=columns,
+        pattern=pattern,
+        config_key=config_key,
     )
 
 
@@ -719,6 +742,9 @@ def load_profile(data: t.Any, source: str = "<inline>") -> Profile:
     config_file = None
     if suite.get("config_file") is not None:
         config_file = _abs_path(sctx, "suite.config_file", suite["config_file"])
+    version_file = None
+    if suite.get("version_file") is not None:
+        version_file = _abs_path(sctx, "suite.version_file", suite["version_file"])
     pid_store = _pid_store(ctx.at("suite"), suite.get("pid_store"))
     cluster = _cluster_data(ctx.at("suite"), suite.get("cluster_data"))
 
@@ -746,6 +772,7 @@ def load_profile(data: t.Any, source: str = "<inline>") -> Profile:
         control=control,
         systemd_unit=systemd_unit,
         config_file=config_file,
+        version_file=version_file,
         pid_store=pid_store,
         cluster_data=cluster,
         daemons=tuple(daemons),
@@ -906,6 +933,53 @@ def apply_config(profile: Profile, ini_path: t.Optional[str] = None) -> Profile:
     if not path:
         return profile
     overrides, lines = read_config_overrides(path, profile.daemon_names)
-    if not overrides:
-        return profile
-    return _with_config(profile, overrides, path, lines)
+    if overrides:
+        profile = _with_config(profile, overrides, path, lines)
+    store = profile.pid_store
+    if store is not None and store.config_key:
+        store_path = read_config_value(path, store.config_key)
+        if store_path:
+            if not os.path.isabs(store_path):
+                raise ProfileError(
+                    f"{path}: {store.config_key} = {store_path}: the PID store path must be "
+                    "absolute"
+                )
+            profile = dataclasses.replace(
+                profile, pid_store=dataclasses.replace(store, path=store_path)
+            )
+    return profile
+
+
+def read_config_value(path: str, config_key: str) -> t.Optional[str]:
+    """The value of ``section.key`` in the INI at ``path``; None when the file, the section or
+    the key is missing (a file that cannot be parsed raises ProfileError)."""
+    section, key = config_key.split(".", 1)
+    parser = configparser.ConfigParser(
+        inline_comment_prefixes=(";", "#"), interpolation=None, strict=False
+    )
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle, source=path)
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise ProfileError(f"{path}: cannot read {config_key}: {exc}") from exc
+    value = parser.get(section, key, fallback=None)
+    return value.strip() if value and value.strip() else None
+
+
+def with_pid_store_path(profile: Profile, path: str) -> Profile:
+    """The profile with its PID store at ``path``, which no INI setting overrides."""
+    if profile.pid_store is None:
+        raise ProfileError(
+            f"pid_store_path: profile '{profile.name}' has no suite.pid_store to relocate"
+        )
+    if profile.pid_store.type == "postgresql":
+        raise ProfileError(
+            "pid_store_path: the PID store is a PostgreSQL table, it has no path; "
+            "leave pid_store_path unset"
+        )
+    if not os.path.isabs(path):
+        raise ProfileError(f"pid_store_path: {path} is not an absolute path")
+    store = dataclasses.replace(profile.pid_store, path=path, config_key=None)
+    return dataclasses.replace(profile, pid_store=store)

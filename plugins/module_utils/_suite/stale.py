@@ -39,6 +39,10 @@ def resolve_store(profile_store: Optional[dict], override: Optional[dict]) -> di
     return pidstore.normalise_store(base)
 
 
+def _lines(items: list[str]) -> str:
+    return "".join(f"{item}\n" for item in items)
+
+
 class StalePids(SuiteAction):
     """``state: present`` reports; ``state: absent`` removes stale (and, with remove_invalid,
     invalid) records."""
@@ -68,15 +72,16 @@ class StalePids(SuiteAction):
             )
             reason = verdict.reason
             removed = False
-            if absent and removable:
+            would_remove = absent and removable
+            if would_remove:
                 try:
                     self.remove(store, record)
-                    removed = True
+                    removed = not self.check_mode
                 except SuiteError as exc:
                     reason = f"{reason}; not removed: {exc}"
                     self.warn(f"{record.name}: {exc}")
             before.append(record.describe())
-            if not removed:
+            if not would_remove or not (removed or self.check_mode):
                 after.append(record.describe())
             entries.append(
                 {
@@ -87,14 +92,17 @@ class StalePids(SuiteAction):
                     "status": verdict.status,
                     "reason": reason,
                     "removed": removed,
+                    "would_remove": would_remove,
                     "source": record.source,
                 }
             )
-        self.diff = {"before": before, "after": after}
+        # before/after as text, one record per line: what Ansible's diff callback prints
+        self.diff = {"before": _lines(before), "after": _lines(after)}
         counts = {status: 0 for status in identity.STATUSES}
         for entry in entries:
             counts[entry["status"]] += 1
         counts["removed"] = sum(1 for entry in entries if entry["removed"])
+        counts["would_remove"] = sum(1 for entry in entries if entry["would_remove"])
         counts["total"] = len(entries)
         return {"records": entries, "counts": counts, "store_type": store["type"]}
 

@@ -71,6 +71,15 @@ def health(daemons: dict[str, dict], host: str = "h") -> dict:
 
 
 def fleet() -> dict[str, Any]:
+    web1 = health(
+        {
+            "qm": daemon("online"),
+            "stpd": daemon("online", port(11000, clients=2), port(11443)),
+            "ui": daemon("online", port(11401, clients=1)),
+            "ctrl": daemon("unused"),
+        }
+    )
+    web1["elapsed"] = 0.25
     return {
         "web2": health(
             {
@@ -84,14 +93,7 @@ def fleet() -> dict[str, Any]:
                 "ctrl": daemon("unused"),
             }
         ),
-        "web1": health(
-            {
-                "qm": daemon("online"),
-                "stpd": daemon("online", port(11000, clients=2), port(11443)),
-                "ui": daemon("online", port(11401, clients=1)),
-                "ctrl": daemon("unused"),
-            }
-        ),
+        "web1": web1,
         "client1": health({"qm": daemon("online"), "sshd": daemon("online")}),
         "gone": {"unreachable": True, "msg": "Failed to connect to the host via ssh"},
         "broken": {"failed": True, "msg": "profile refsuite: unknown key 'foo'"},
@@ -125,7 +127,8 @@ def hostile() -> dict:
 
 
 def test_build_report_classifies_hosts_and_counts(report: dict) -> None:
-    assert list(report["hosts"]) == ["broken", "client1", "gone", "web1", "web2"]
+    # problems first: unreachable and failed, unhealthy, then healthy; by name within each
+    assert list(report["hosts"]) == ["broken", "gone", "web2", "client1", "web1"]
     status = {h: e["status"] for h, e in report["hosts"].items()}
     assert status == {
         "broken": "failed",
@@ -152,9 +155,15 @@ def test_build_report_classifies_hosts_and_counts(report: dict) -> None:
     }
     assert s["clients"] == 3
     assert report["unhealthy_hosts"] == ["broken", "gone", "web2"]
+    assert report["reasons"] == {
+        "broken": "failed: profile refsuite: unknown key 'foo'",
+        "gone": "unreachable: Failed to connect to the host via ssh",
+        "web2": "unhealthy: stpd offline; ui port 11401 held by nginx[812]",
+    }
+    assert report["schema_version"] == ar.SCHEMA_VERSION
     assert report["unreachable_hosts"] == ["gone"]
     assert report["healthy"] is False
-    # column order: each host's order kept (client1, sorted first, has qm then sshd)
+    # column order: each host's order kept (client1 has qm then sshd)
     assert report["daemon_names"] == ["qm", "stpd", "ui", "ctrl", "sshd"]
     assert report["generated_at"] == "2024-11-29T14:20:00.500000Z"
     assert report["generated_at_epoch"] == GENERATED_AT
@@ -235,7 +244,7 @@ def test_missing_problems_and_unknown_state_are_reported() -> None:
     assert r["hosts"]["d"]["status"] == "failed"
     assert "skipped" in r["hosts"]["d"]["msg"]
     assert r["hosts"]["e"]["status"] == "failed"
-    assert r["unhealthy_hosts"] == ["a", "b", "c", "d", "e"]
+    assert r["unhealthy_hosts"] == ["d", "e", "a", "b", "c"]
 
 
 def test_generated_at_accepts_datetime_and_rejects_garbage() -> None:
@@ -340,17 +349,19 @@ def test_html_is_self_contained_with_table_filter_and_colours(report: dict) -> N
     tags = [t for t, _attrs in parsed.tags]
     assert tags.count("script") == 1 and tags.count("style") == 1
     for tag, attrs in parsed.tags:
-        assert "src" not in attrs and "href" not in attrs, (tag, attrs)
+        # links only within the page (the problem list to the host rows)
+        assert "src" not in attrs and (attrs.get("href") or "#").startswith("#"), (tag, attrs)
     assert "http://" not in page and "https://" not in page and "@import" not in page
     assert 'id="only-unhealthy"' in page and "Show only unhealthy rows" in page
     rows = [a for t, a in parsed.tags if t == "tr" and "data-host" in a]
     assert [(a["data-host"], a["data-healthy"]) for a in rows] == [
         ("broken", "0"),
-        ("client1", "1"),
         ("gone", "0"),
-        ("web1", "1"),
         ("web2", "0"),
+        ("client1", "1"),
+        ("web1", "1"),
     ]
+    assert [a["id"] for a in rows] == [f"host-{a['data-host']}" for a in rows]
     classes = [a.get("class") for t, a in parsed.tags if t == "td"]
     for state in ("online", "degraded", "offline", "unused", "unreachable", "failed", "na"):
         assert state in classes, state
@@ -367,11 +378,15 @@ def test_html_is_self_contained_with_table_filter_and_colours(report: dict) -> N
     titles = [a["title"] for t, a in parsed.tags if t == "td" and a.get("title")]
     stpd = next(t for t in titles if t.startswith("stpd: pids: 4242"))
     assert "port 11000: listening, owned, probe ok: HTTP 200; 2 clients" in stpd
+    assert "port 11443: listening, owned, probe ok: HTTP 200; 0 clients" in stpd
+    assert "uptime: 1 h 0 min" in stpd and "started: 2024-11-29 11:33:20 UTC" in stpd
     assert "127.0.0.1:50000, 127.0.0.1:50001" in stpd
     ui = next(t for t in titles if "port 11401: NOT listening, NOT owned" in t)
     assert "held by nginx[812]" in ui
     text = "".join(parsed.text)
     assert "web2 / stpd (offline): stpd offline" in text
+    # the problem list comes before the table
+    assert page.index('id="problems"') < page.index('id="audit"')
 
 
 def test_html_escapes_hostile_names(hostile: dict) -> None:
@@ -397,20 +412,23 @@ def test_junit_one_suite_one_case_per_host_and_daemon(report: dict) -> None:
     cases = suite.findall("testcase")
     got = {(c.get("classname"), c.get("name")) for c in cases}
     assert got == {
-        ("broken", "failed"),
+        ("broken", "reachable"),
+        ("client1", "reachable"),
         ("client1", "qm"),
         ("client1", "sshd"),
-        ("gone", "unreachable"),
+        ("gone", "reachable"),
+        ("web1", "reachable"),
         ("web1", "qm"),
         ("web1", "stpd"),
         ("web1", "ui"),
         ("web1", "ctrl"),
+        ("web2", "reachable"),
         ("web2", "qm"),
         ("web2", "stpd"),
         ("web2", "ui"),
         ("web2", "ctrl"),
     }
-    assert suite.get("tests") == "12"
+    assert suite.get("tests") == "15"
     assert suite.get("failures") == "2"
     assert suite.get("errors") == "2"
     assert suite.get("skipped") == "2"
@@ -421,9 +439,13 @@ def test_junit_one_suite_one_case_per_host_and_daemon(report: dict) -> None:
     degraded = by_key[("web2", "ui")].find("failure")
     assert degraded is not None and degraded.get("type") == "degraded"
     assert "held by nginx[812]" in (degraded.text or "")
-    err = by_key[("gone", "unreachable")].find("error")
+    err = by_key[("gone", "reachable")].find("error")
     assert err is not None and err.get("message") == "Failed to connect to the host via ssh"
-    assert by_key[("broken", "failed")].find("error") is not None
+    assert err.get("type") == "unreachable"
+    broken = by_key[("broken", "reachable")].find("error")
+    assert broken is not None and broken.get("type") == "failed"
+    assert list(by_key[("web1", "reachable")]) == []
+    assert by_key[("web1", "reachable")].get("time") == "0.250"  # health_info's elapsed
     assert by_key[("web1", "ctrl")].find("skipped") is not None
     assert list(by_key[("web1", "qm")]) == []
 
@@ -439,7 +461,7 @@ def test_junit_escapes_hostile_names(hostile: dict) -> None:
     failure = next(c for c in cases if c.get("name") == HOSTILE_DAEMON).find("failure")
     assert failure is not None
     assert failure.get("message") == '<img src=x onerror="alert(1)"> & \\ "q"'
-    error = next(c for c in cases if c.get("name") == "unreachable").find("error")
+    error = next(c for c in cases if c.find("error") is not None).find("error")
     assert error is not None
     assert error.get("message") == "</error><x>\ufffd\ufffd"
 
@@ -504,18 +526,26 @@ def test_prometheus_format_and_values(report: dict) -> None:
         "daemonops_host_healthy",
         "daemonops_audit_timestamp_seconds",
     }
-    up = {(lb["host"], lb["daemon"]): (lb["state"], v) for lb, v in fams["daemonops_daemon_up"]}
-    assert up[("web2", "stpd")] == ("offline", "0")
-    assert up[("web2", "ui")] == ("degraded", "0")
-    assert up[("web1", "stpd")] == ("online", "1")
-    assert up[("web1", "ctrl")] == ("unused", "0")
+    up = {(lb["host"], lb["daemon"]): v for lb, v in fams["daemonops_daemon_up"]}
+    assert up[("web2", "stpd")] == "0" and up[("web1", "stpd")] == "1"
     assert len(up) == 10
+    state = {
+        (lb["host"], lb["daemon"]): lb["state"]
+        for lb, v in fams["daemonops_daemon_state"]
+        if v == "1"
+    }
+    assert state[("web2", "stpd")] == "offline" and state[("web2", "ui")] == "degraded"
+    assert state[("web1", "stpd")] == "online" and state[("web1", "ctrl")] == "unused"
+    assert len(state) == 10 and len(fams["daemonops_daemon_state"]) == 10 * 5
     clients = {(lb["host"], lb["daemon"]): v for lb, v in fams["daemonops_daemon_clients"]}
     assert clients[("web1", "stpd")] == "2" and clients[("web1", "ui")] == "1"
     healthy = {lb["host"]: v for lb, v in fams["daemonops_host_healthy"]}
     assert healthy == {"broken": "0", "client1": "1", "gone": "0", "web1": "1", "web2": "0"}
     reachable = {lb["host"]: v for lb, v in fams["daemonops_host_reachable"]}
-    assert reachable["gone"] == "0" and reachable["broken"] == "0" and reachable["web2"] == "1"
+    # a failed check is not an unreachable host
+    assert reachable["gone"] == "0" and reachable["broken"] == "1" and reachable["web2"] == "1"
+    failed = {lb["host"]: v for lb, v in fams["daemonops_host_check_failed"]}
+    assert failed["broken"] == "1" and failed["gone"] == "0"
     (ts,) = fams["daemonops_audit_timestamp_seconds"]
     assert ts == ({}, "1732890000.5")
     by_status = {lb["status"]: v for lb, v in fams["daemonops_audit_hosts"]}
@@ -748,9 +778,13 @@ def test_action_reads_registered_results_of_the_play_hosts(fleet_vars: Any, tmp_
     }
     assert report["hosts"]["gone"]["msg"] == "ssh: connect refused"
     assert report["hosts"]["web1"]["daemons"]["stpd"]["clients"] == 2
-    assert sorted(p.name for p in dest.iterdir()) == sorted(
+    assert sorted(p.name for p in dest.iterdir() if p.is_file()) == sorted(
         "health_audit" + suffix for suffix in ar.FILE_SUFFIXES.values()
     )
+    (kept,) = (dest / "history").iterdir()
+    assert result["history_file"] == str(kept)
+    assert json.loads(kept.read_text()) == report
+    assert result["since_last"] is None
 
     # hosts limits the report; the same report as passing the results directly
     only = run_action(
@@ -805,3 +839,140 @@ def test_action_without_play_hosts_asks_for_hosts() -> None:
 
     with pytest.raises(AnsibleActionFail, match=r"^hosts: not given and ansible_play_hosts_all"):
         run_action({"register_name": "health", "dest": "x"}, {"hostvars": {}})
+
+
+# ----------------------------------------------------------------------------- operations
+
+
+def test_cells_say_only_what_applies() -> None:
+    offline = daemon("offline", port(11000, listening=False), problems=["x offline"])
+    offline["ancestry"] = {"expected": "qm", "ok": None, "chain": []}
+    unused = daemon("unused", port(11301, listening=False, owned=False))
+    one = daemon("online", port(11401, clients=1))
+    one["ancestry"] = {"expected": "qm", "ok": True, "chain": [4242, 4000]}
+    r = ar.build_report({"h": health({"stpd": offline, "ctrl": unused, "ui": one})}, GENERATED_AT)
+    cells = {
+        a["title"].split(":", 1)[0]: a["title"]
+        for t, a in parse_html(ar.to_html(r)).tags
+        if t == "td" and a.get("title")
+    }
+    assert "ancestor" not in cells["stpd"] and "NOT owned" not in cells["stpd"]
+    assert "port 11000: free" in cells["stpd"]
+    assert cells["ctrl"] == "ctrl: unused: not enabled for this host"
+    assert "1 client" in cells["ui"] and "1 clients" not in cells["ui"]
+    assert "ancestor qm: ok (4242 &lt;- 4000)" in ar.to_html(r)
+
+
+def test_maintenance_silences_host_and_daemon_until_it_expires() -> None:
+    results = fleet()
+    maintenance = [
+        {"host": "gone", "reason": "rack move", "until": "2099-01-01"},
+        {"host": "web2", "daemon": "stpd", "reason": "disk swap", "until": "2099-01-01T10:00:00Z"},
+        {"host": "broken", "reason": "old ticket", "until": "2020-01-01"},
+    ]
+    r = ar.build_report(results, GENERATED_AT, maintenance=maintenance)
+    # gone is silenced; web2 still fails for ui (stpd alone would not count); broken expired
+    assert r["unhealthy_hosts"] == ["broken", "web2"]
+    assert r["reasons"]["web2"] == "unhealthy: ui port 11401 held by nginx[812]"
+    assert r["hosts"]["gone"]["silenced"]["reason"] == "rack move"
+    assert r["hosts"]["web2"]["daemons"]["stpd"]["silenced"]["until"] == "2099-01-01T10:00:00Z"
+    assert [m["host"] for m in r["maintenance"]["expired"]] == ["broken"]
+    assert r["summary"]["silenced"] == 1
+    page = ar.to_html(r)
+    row = re.search(r'<tr id="host-gone" class="([^"]+)"', page)
+    assert row and "silenced" in row.group(1)
+    assert "disk swap" in page and "expired 2020-01-01T23:59:59Z" in page
+    junit = ET.fromstring(ar.to_junit(r)).find("testsuite")
+    assert junit is not None and junit.get("errors") == "1"  # only broken
+    fams = parse_prometheus(ar.to_prometheus(r))
+    silenced = {lb["host"]: v for lb, v in fams["daemonops_host_silenced"]}
+    assert silenced["gone"] == "1" and silenced["web2"] == "0"
+    only_stpd = ar.build_report(
+        {"web2": health({"stpd": daemon("offline", problems=["stpd offline"])})},
+        GENERATED_AT,
+        maintenance=maintenance[1:2],
+    )
+    assert only_stpd["unhealthy_hosts"] == [] and only_stpd["healthy"] is True
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"host": "a", "reason": "x"}, "needs host, reason and until"),
+        ({"host": "a", "reason": "x", "until": "soon"}, "is not a date"),
+        ("a", "is not a dict"),
+    ],
+)
+def test_maintenance_refuses_bad_entries(entry: Any, message: str) -> None:
+    with pytest.raises(ar.AuditReportError, match=message):
+        ar.build_report({}, GENERATED_AT, maintenance=[entry])
+
+
+def test_compare_reports_lists_what_changed() -> None:
+    first = fleet()
+    first["web1"]["version"] = "0.1.0"
+    first["web1"]["config_checksum"] = "sha256:aaa"
+    before = json.loads(ar.to_json(ar.build_report(first, GENERATED_AT)))
+    second = fleet()
+    del second["broken"]
+    second["new1"] = health({"qm": daemon("online")})
+    second["web2"]["daemons"]["stpd"] = daemon("online")  # resolved
+    second["client1"]["daemons"]["sshd"] = daemon("offline", problems=["sshd offline"])
+    second["web1"]["version"] = "0.1.0"
+    second["web1"]["config_checksum"] = "sha256:bbb"  # drift
+    second["web1"]["daemons"]["ui"]["start_time"] = 1732889000.0  # restarted
+    after = ar.build_report(second, GENERATED_AT + 3600)
+    since = ar.compare_reports(before, after)
+    assert [(p["host"], p["daemon"]) for p in since["new_problems"]] == [("client1", "sshd")]
+    assert sorted((p["host"], p["daemon"]) for p in since["resolved_problems"]) == [
+        ("broken", ""),
+        ("web2", "stpd"),
+    ]
+    assert since["hosts_added"] == ["new1"] and since["hosts_removed"] == ["broken"]
+    assert [(r["host"], r["daemon"]) for r in since["restarted"]] == [("web1", "ui")]
+    assert since["drift"] == [
+        {"host": "web1", "field": "config_checksum", "before": "sha256:aaa", "after": "sha256:bbb"}
+    ]
+    after["since_last"] = since
+    md = ar.to_markdown(after)
+    assert "- new problem: **client1 / sshd** (offline): sshd offline" in md
+    assert "- drift: **web1** config\\_checksum sha256:aaa → sha256:bbb" in md
+    page = ar.to_html(after)
+    assert page.index('id="since"') < page.index('id="problems"') < page.index('id="audit"')
+    assert '<li id="drift"><strong>Changed out of band (drift) (1)</strong>' in page
+
+
+def test_action_keeps_history_and_compares_with_the_last_audit(tmp_path: Any) -> None:
+    dest = tmp_path / "reports"
+    healthy = {"a": health({"qm": daemon("online")}), "b": health({"qm": daemon("online")})}
+    first = run_action({"results": healthy, "dest": str(dest), "history": 2}, {})
+    assert first["since_last"] is None and first["healthy"] is True
+    broken = {"a": health({"qm": daemon("offline", problems=["qm offline"])})}
+    for _round in range(3):
+        time.sleep(0.002)  # distinct millisecond stamps
+        last = run_action({"results": broken, "dest": str(dest), "history": 2}, {})
+    kept = sorted((dest / "history").iterdir())
+    assert len(kept) == 2 and str(kept[-1]) == last["history_file"]
+    # the last run compared with the one before it: nothing new any more
+    assert last["since_last"]["new_problems"] == [] and last["since_last"]["hosts_removed"] == []
+    none_kept = run_action({"results": healthy, "dest": str(dest), "history": 0}, {})
+    assert [p["host"] for p in none_kept["since_last"]["resolved_problems"]] == ["a"]
+    assert none_kept["since_last"]["hosts_added"] == ["b"]
+    assert not list((dest / "history").iterdir()) and none_kept["history_file"] is None
+
+
+def test_action_refuses_an_empty_audit(tmp_path: Any) -> None:
+    from ansible.errors import AnsibleActionFail
+
+    with pytest.raises(AnsibleActionFail, match="no hosts to report on"):
+        run_action({"results": {}, "dest": str(tmp_path)}, {})
+    assert not list(tmp_path.iterdir())
+
+
+def test_human_times() -> None:
+    assert ar.human_duration(0.44) == "0.4 s"
+    assert ar.human_duration(42) == "42 s"
+    assert ar.human_duration(7 * 60 + 3) == "7 min 3 s"
+    assert ar.human_duration(2 * 3600 + 5 * 60) == "2 h 5 min"
+    assert ar.human_duration(3 * 86400 + 4 * 3600 + 59) == "3 d 4 h"
+    assert ar.human_time(0) == "1970-01-01 00:00:00 UTC" and ar.human_time(None) == "-"

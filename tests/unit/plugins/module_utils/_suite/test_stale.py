@@ -99,6 +99,7 @@ def test_present_reports_only(world):
         "invalid": 1,
         "unknown": 1,
         "removed": 0,
+        "would_remove": 0,
         "total": 5,
     }
     assert next(r for r in result["records"] if r["name"] == "data_server.2")["daemon"] == (
@@ -111,7 +112,9 @@ def test_absent_removes_only_stale(world):
     assert world["removed"] == ["stale", "data_server.2"]
     assert action.changed is True
     assert result["counts"]["removed"] == 2
-    assert len(action.diff["before"]) == 5 and len(action.diff["after"]) == 3
+    # text, one record per line (what the diff callback prints)
+    assert len(action.diff["before"].splitlines()) == 5
+    assert len(action.diff["after"].splitlines()) == 3
 
 
 def test_remove_invalid_adds_invalid_never_unknown_or_live(world):
@@ -123,7 +126,11 @@ def test_check_mode_predicts_without_removing(world):
     action, result = run({"state": "absent"}, check_mode=True)
     assert world["removed"] == []
     assert action.changed is True
-    assert [r["name"] for r in result["records"] if r["removed"]] == ["stale", "data_server.2"]
+    assert [r["name"] for r in result["records"] if r["would_remove"]] == ["stale", "data_server.2"]
+    assert not [r for r in result["records"] if r["removed"]]
+    assert result["counts"]["removed"] == 0 and result["counts"]["would_remove"] == 2
+    assert isinstance(action.diff["before"], str) and "stale" in action.diff["before"]
+    assert "stale" not in action.diff["after"].split()
 
 
 def test_failed_removal_is_reported_not_fatal(world):
