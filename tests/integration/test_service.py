@@ -46,6 +46,8 @@ class Instance:
             stop=[*argv, "stop"],
             status=[*argv, "status"],
             restart=[*argv, "restart"],
+            start_daemon=[*argv, "start", "{daemon}"],
+            stop_daemon=[*argv, "stop", "{daemon}"],
         )
         data["suite"]["config_file"] = str(self.ini)
         data["suite"]["pid_store"]["path"] = str(self.state / "state.db")
