@@ -116,6 +116,10 @@ class Backend:
         """True when the whole suite can be started and stopped at once."""
         return True
 
+    def stops_with_ancestor(self, daemon: Any) -> bool:
+        """True when stopping its ancestor stops this daemon too (same process tree)."""
+        return True
+
     def daemon_logs(self, daemon: Any) -> Optional[tuple[str, list[str]]]:
         """The daemon's own log (``daemons[].log_file``), or None to use the suite's."""
         if getattr(daemon, "log_file", None):
@@ -252,6 +256,10 @@ class SystemdBackend(Backend):
     def has_suite_control(self) -> bool:
         return bool(self.unit)
 
+    def stops_with_ancestor(self, daemon: Any) -> bool:
+        # a daemon with its own unit lives in its own cgroup: stop it explicitly, first
+        return not daemon.systemd_unit
+
     def journal(self, unit: str) -> tuple[str, list[str]]:
         _rc, out, err = self.run(
             ["journalctl", "-u", unit, "-n", str(LOG_LINES), "--no-pager", "-o", "short"]
@@ -331,6 +339,7 @@ class ServiceManager:
         self.selected = dependency_order(profile, list(dict.fromkeys(daemons or self.expected)))
         self.drain: list[dict[str, Any]] = []
         self.commands: list[str] = []
+        self.stopped: list[str] = []
 
     # -- reading health ------------------------------------------------------------------
     @staticmethod
@@ -563,7 +572,12 @@ class ServiceManager:
             self._note("stop suite", rc, output)
         else:
             rc, output = 0, ""
-            for name in reversed(names):
+            extra = [
+                n
+                for n in self._with_descendants(names) - set(names)
+                if not self.backend.stops_with_ancestor(self.by_name[n])
+            ]
+            for name in reversed(dependency_order(self.profile, [*names, *extra])):
                 result = self.health()
                 if self._state(result, name) not in RUNNING_STATES:
                     continue  # went down with its ancestor
@@ -587,6 +601,8 @@ class ServiceManager:
                 commands=self.commands,
                 drain=self.drain,
             )
+        down = set(self.expected) - set(self._running(after, self.expected))
+        self.stopped = [n for n in self._running(before, self.expected) if n in down]
         return after
 
     def _reload(self, before: dict) -> dict:
@@ -647,8 +663,7 @@ class ServiceManager:
                 for n, s in self._states(before).items()
             }
         else:
-            down_now = set(self.expected) - set(self._running(after, self.expected))
-            stopped = [n for n in self._running(before, self.expected) if n in down_now]
+            stopped = self.stopped
             started = [n for n in to_start if self._state(after, n) in RUNNING_STATES]
             after_states = self._states(after)
         if self.state == "stopped":
