@@ -50,10 +50,12 @@ options:
     choices: [started, stopped, restarted, reloaded]
     required: true
   roles:
-    description: The host's suite roles; their daemons are the ones started and checked.
+    description:
+      - The host's suite roles; their daemons are the ones started and checked.
+      - Default the host's inventory groups that are roles of the suite (C(group_names)
+        intersected with C(suite.roles)); the module fails naming this option when that is empty.
     type: list
     elements: str
-    required: true
   daemons:
     description:
       - Restrict the action to these daemons (default all daemons of O(roles)). Their offline
@@ -214,6 +216,11 @@ class Service(SuiteAction):
         params = self.params
         profile = profile_from_params(params, apply_ini=False)
         config_file = params["config_file"] or profile.config_file
+        if not params["roles"]:
+            raise SuiteError(
+                f"roles: give the host's suite roles (one or more of {', '.join(profile.roles)}),"
+                " or put the host in inventory groups named after them"
+            )
         for option in ("timeout", "drain_timeout"):
             if params[option] < 0:
                 raise SuiteError(f"{option}: {params[option]} must be 0 or more (seconds)")
@@ -268,7 +275,7 @@ def main() -> None:
         state=dict(
             type="str", choices=["started", "stopped", "restarted", "reloaded"], required=True
         ),
-        roles=dict(type="list", elements="str", required=True),
+        roles=dict(type="list", elements="str"),
         daemons=dict(type="list", elements="str"),
         backend=dict(type="str", choices=["auto", "systemd", "direct"], default="auto"),
         force=dict(type="bool", default=False),
