@@ -6,14 +6,11 @@ third is never touched."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import socket
 import subprocess
 import sys
-import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,28 +25,29 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.installer i
 )
 
 TOP = Path(__file__).resolve().parents[2]
-SRC = TOP / "refsuite"
 HOSTS = ("h1", "h2", "h3")
 
 pytestmark = pytest.mark.slow
 
 
 def make_release(path: Path, version: str) -> str:
-    """A release archive (bin/, lib/, VERSION) whose launcher runs this interpreter."""
-    top = f"refsuite-{version}"
-    with tarfile.open(path, "w:gz") as tar:
-
-        def add(name: str, data: bytes, mode: int = 0o644) -> None:
-            info = tarfile.TarInfo(f"{top}/{name}")
-            info.size, info.mode = len(data), mode
-            tar.addfile(info, io.BytesIO(data))
-
-        for file in sorted((SRC / "refsuite").glob("*.py")):
-            add(f"lib/refsuite/{file.name}", file.read_bytes())
-        launcher = (SRC / "bin" / "refsuite").read_bytes().split(b"\n", 1)[1]
-        add("bin/refsuite", b"#!" + sys.executable.encode() + b"\n" + launcher, 0o755)
-        add("VERSION", f"{version}\n".encode())
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """A release archive (scripts/make-release.py) whose launcher runs this interpreter."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(TOP / "scripts" / "make-release.py"),
+            "--version",
+            version,
+            "--python",
+            sys.executable,
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return proc.stdout.strip()
 
 
 class Squatter(threading.Thread):
@@ -63,6 +61,8 @@ class Squatter(threading.Thread):
 
     def run(self) -> None:
         with socket.socket() as sock:
+            # SO_REUSEADDR: TIME_WAIT leftovers do not stop it, a listener still does
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             while not self.stop.is_set():
                 try:
                     sock.bind(("127.0.0.1", self.port))
