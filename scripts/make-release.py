@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Build a refsuite release archive in the layout `install source=archive` takes:
 refsuite-<version>/{bin/refsuite, lib/refsuite/*.py, VERSION}; prints its SHA-256.
