@@ -193,6 +193,12 @@ def test_unknown_daemon_and_role_are_refused(ansible_module, instance: Instance)
     assert result["failed"] is True and result["msg"].startswith("daemons: 'stpd'")
     result = ansible_module("service", instance.args(state="started", roles=["master"]))
     assert result["failed"] is True and "master" in result["msg"]
+    no_roles = instance.args(state="started", drain_timeout=-1)
+    del no_roles["roles"]
+    result = ansible_module("service", no_roles)  # localhost is in no suite-role group
+    assert result["failed"] is True and result["msg"].startswith("roles: give the host's suite")
+    result = ansible_module("service", instance.args(state="stopped", drain_timeout=-1))
+    assert result["failed"] is True and result["msg"].startswith("drain_timeout: -1 must be")
     assert instance.processes() == []
 
 
