@@ -126,7 +126,7 @@ def run_rollout(tmp_path: Path, fleet: dict[str, Instance], *args: str) -> dict[
     variables = {
         "rolling_restart_hosts": "client",
         "rolling_restart_serial": 1,
-        "rolling_restart_upgrade": True,
+        "rolling_restart_upgrade": "true",  # as -e rolling_restart_upgrade=true gives it
         "rolling_restart_archive": str(tmp_path / "refsuite-2.0.tar.gz"),
         "rolling_restart_archive_sha256": two,
         "rolling_restart_timeout": 8,
