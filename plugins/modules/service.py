@@ -10,19 +10,32 @@ module: service
 short_description: Start, stop, restart or reload a suite; a start is only ok once health says online
 version_added: 0.1.0
 description:
-  - Starts, stops, restarts or reloads the suite (or waits for the O(daemons) named) through a
-    backend. V(systemd) (C(systemctl) on the profile's C(suite.systemd_unit)) is used when
-    systemd is PID 1 (C(/run/systemd/system) exists), otherwise V(direct), the suite's own
-    control command from the profile (C(suite.control)), with the profile's configuration path
-    replaced by O(config_file).
+  - Starts, stops, restarts or reloads a suite, or single daemons of it, through a backend.
+    V(systemd) (C(systemctl) on the profile's C(suite.systemd_unit), or a daemon's own
+    C(daemons[].systemd_unit)) is used when systemd is PID 1 (C(/run/systemd/system) exists),
+    otherwise V(direct), the suite's own control command from the profile (C(suite.control)),
+    with the profile's configuration path replaced by O(config_file).
+  - Works at daemon granularity. O(state=started) starts exactly the daemons that are offline
+    (and their offline ancestors) and leaves running ones alone. How one daemon is started or
+    stopped is profile data, in this order - its own unit (C(daemons[].systemd_unit), systemd
+    backend), the suite's per-daemon command (C(suite.control.start_daemon) and
+    C(stop_daemon), argv lists with a C({daemon}) item), or, when the profile offers neither,
+    the whole suite's start (a stop of single daemons is then refused).
+  - Daemons are started in dependency order (ancestors first, each one online before the
+    next) and stopped in reverse order (ancestors last). When every daemon of O(roles) is
+    concerned and the suite has a suite-wide command, that command is used.
   - The state is judged by health (the same checks as M(daemonops.suite.health_info)), not by
     exit codes. A start succeeds only when every selected daemon is online within O(timeout);
-    otherwise the task fails naming what did not come up, with the suite's last log lines
-    (the C(log_file) of the INI's C([suite]) section, or C(journalctl -u <unit>)).
-  - O(state=stopped) refuses while clients hold connections to the suite's ports unless
-    O(force=true). O(force=true) on a start uses the suite's forced mode
-    (C(suite.control.force_option)), which clears stale PID records only.
-  - O(daemons) are handled in dependency order (ancestors first; stopping in reverse).
+    otherwise the task fails naming what did not come up, with the last log lines of the
+    daemons concerned (C(daemons[].log_file), or C(journalctl -u) of the daemon's unit), or
+    else of the suite (the C(log_file) of the INI's C([suite]) section, or C(journalctl -u) of
+    the suite's unit).
+  - Before a stop (also within a restart) the module drains - it polls the ESTABLISHED client
+    connections on the ports of the daemons going down (as health counts them, the
+    collection's own probes left out) for up to O(drain_timeout) seconds. If clients remain it
+    refuses, unless O(force=true). The progress is returned as RV(drain).
+  - O(force=true) on a start uses the suite's forced mode (C(suite.control.force_option)),
+    which clears stale PID records only.
 author: daemonops.suite developers (@daemonops)
 extends_documentation_fragment:
   - daemonops.suite.suite
@@ -37,14 +50,16 @@ options:
     choices: [started, stopped, restarted, reloaded]
     required: true
   roles:
-    description: The host's suite roles; their daemons are the ones started and checked.
+    description:
+      - The host's suite roles; their daemons are the ones started and checked.
+      - Default the host's inventory groups that are roles of the suite (C(group_names)
+        intersected with C(suite.roles)); the module fails naming this option when that is empty.
     type: list
     elements: str
-    required: true
   daemons:
     description:
-      - Daemons whose health decides success (default all daemons of O(roles)). Suite control
-        commands act on the whole suite.
+      - Restrict the action to these daemons (default all daemons of O(roles)). Their offline
+        ancestors are started too; stopping a daemon also stops its descendants.
     type: list
     elements: str
   backend:
@@ -59,9 +74,16 @@ options:
     type: bool
     default: false
   timeout:
-    description: Seconds to wait for the daemons to come up (or go away).
+    description: Seconds to wait for each daemon to come up (or go away).
     type: int
     default: 60
+  drain_timeout:
+    description:
+      - Seconds a stop waits for connected clients to finish before it refuses (or, with
+        O(force=true), stops anyway). V(0) decides at once.
+      - In check mode the module does not wait; it reports the clients it would wait for.
+    type: int
+    default: 0
   probes:
     description: Run the profile's port probes while judging health.
     type: bool
@@ -80,6 +102,21 @@ EXAMPLES = r"""
     state: started
     config_file: /etc/refsuite/refsuite.ini
     instance: /etc/refsuite/refsuite.ini
+
+- name: Start only what is offline among two daemons (qm first if it is down)
+  daemonops.suite.service:
+    profile: refsuite
+    roles: [server]
+    state: started
+    daemons: [stpd, ui]
+
+- name: Restart stpd alone, letting its clients finish for up to five minutes
+  daemonops.suite.service:
+    profile: refsuite
+    roles: [server]
+    state: restarted
+    daemons: [stpd]
+    drain_timeout: 300
 
 - name: Stop it even though clients are connected
   daemonops.suite.service:
@@ -107,13 +144,42 @@ daemons:
   type: list
   elements: str
   sample: [qm, db, ui]
+started:
+  description: Daemons that were offline and came up (in check mode, would be started).
+  returned: success
+  type: list
+  elements: str
+  sample: [stpd]
+stopped:
+  description: Daemons that were running and went down (in check mode, would be stopped).
+  returned: success
+  type: list
+  elements: str
+  sample: [ui]
+drain:
+  description:
+    - Progress of the wait for clients before a stop - the remaining client connections
+      (C(clients)) C(t) seconds after the wait began, one entry per change. Empty when no
+      client was connected. Also returned when the stop is refused.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{t: 0.0, clients: 2}, {t: 4.5, clients: 1}, {t: 9.0, clients: 0}]
+commands:
+  description: The control commands run, with their exit status and output.
+  returned: success
+  type: list
+  elements: str
+  sample: ["start stpd: exit 0: refsuite: started stpd"]
 status:
-  description: Health STATUS after the action (SUCCESS or FAILURE).
+  description:
+    - V(SUCCESS) when the requested state was reached (every selected daemon online, or,
+      for O(state=stopped), none of them running), else V(FAILURE).
   returned: success
   type: str
   sample: SUCCESS
 msg_health:
-  description: Health MSG after the action.
+  description: Health MSG after the action (for O(state=stopped), the daemons stopped).
   returned: success
   type: str
   sample: All daemons online
@@ -137,6 +203,7 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit 
     run_module,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.service import (  # noqa: E402
+    Backend,
     DirectBackend,
     ServiceManager,
     SystemdBackend,
@@ -149,18 +216,30 @@ class Service(SuiteAction):
         params = self.params
         profile = profile_from_params(params, apply_ini=False)
         config_file = params["config_file"] or profile.config_file
+        if not params["roles"]:
+            raise SuiteError(
+                f"roles: give the host's suite roles (one or more of {', '.join(profile.roles)}),"
+                " or put the host in inventory groups named after them"
+            )
+        for option in ("timeout", "drain_timeout"):
+            if params[option] < 0:
+                raise SuiteError(f"{option}: {params[option]} must be 0 or more (seconds)")
         backend_name = params["backend"]
         if backend_name == "auto":
             backend_name = "systemd" if systemd_is_pid1() else "direct"
+        direct = DirectBackend(profile, config_file=config_file, timeout=params["timeout"])
+        backend: Backend = direct
         if backend_name == "systemd":
-            if not profile.systemd_unit:
+            if not profile.systemd_unit and not all(d.systemd_unit for d in profile.daemons):
                 raise SuiteError(
-                    f"backend: the {profile.name} profile has no suite.systemd_unit; "
-                    "use backend: direct"
+                    f"backend: the {profile.name} profile has no suite.systemd_unit and not "
+                    "every daemon has a daemons[].systemd_unit; use backend: direct"
                 )
-            backend = SystemdBackend(profile.systemd_unit, self.module.run_command)
-        else:
-            backend = DirectBackend(profile, config_file=config_file, timeout=params["timeout"])
+            backend = SystemdBackend(
+                profile.systemd_unit,
+                self.module.run_command,
+                direct=direct if profile.control is not None else None,
+            )
         # before the configuration exists (check mode on a fresh host) judge by the profile
         health_config = config_file if config_file and os.path.isfile(config_file) else None
 
@@ -183,6 +262,7 @@ class Service(SuiteAction):
             daemons=params["daemons"],
             force=params["force"],
             timeout=params["timeout"],
+            drain_timeout=params["drain_timeout"],
             check_mode=self.check_mode,
         ).run()
         self.changed = result.pop("changed")
@@ -195,11 +275,12 @@ def main() -> None:
         state=dict(
             type="str", choices=["started", "stopped", "restarted", "reloaded"], required=True
         ),
-        roles=dict(type="list", elements="str", required=True),
+        roles=dict(type="list", elements="str"),
         daemons=dict(type="list", elements="str"),
         backend=dict(type="str", choices=["auto", "systemd", "direct"], default="auto"),
         force=dict(type="bool", default=False),
         timeout=dict(type="int", default=60),
+        drain_timeout=dict(type="int", default=0),
         probes=dict(type="bool", default=True),
         pid_records=dict(type="bool", default=True),
     )

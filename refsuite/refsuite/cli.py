@@ -14,7 +14,7 @@ import time
 
 from refsuite import __version__, proc
 from refsuite.config import DEFAULT_CONFIG, Config, ConfigError, load_config
-from refsuite.qm import lock_is_held, preflight
+from refsuite.qm import lock_is_held, preflight, write_request
 from refsuite.state import PidRecord, StateDB, judge
 
 
@@ -313,6 +313,83 @@ def cmd_stop(cfg: Config, force: bool) -> int:
     return 0
 
 
+def _daemon_names(cfg: Config, names: list[str], action: str) -> list[str]:
+    """Validate per-daemon names: daemons qm runs for this role (qm means the whole suite)."""
+    known = ["qm", *cfg.spawn_order()]
+    for name in names:
+        if name not in known:
+            hint = " (sms runs the data servers: use sms)" if name == "data_server" else ""
+            raise CommandError(
+                f"{action}: '{name}' is not a daemon qm runs for role {cfg.role}{hint};"
+                f" known: {' '.join(known)}"
+            )
+    return names
+
+
+def _qm_running(cfg: Config, db: StateDB, action: str) -> None:
+    if db.live_record("qm") is None or not lock_is_held(cfg):
+        raise CommandError(
+            f"{action}: qm is not running, so it cannot {action} single daemons;"
+            " start the whole suite (refsuite start)"
+        )
+
+
+def _wait_records(db: StateDB, names: list[str], live: bool, timeout: float) -> list[str]:
+    """Wait until each name has a live record (live=True) or none; return the ones that did not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = db.records()
+        pending = [n for n in names if (n in records and judge(records[n])[0]) != live]
+        if not pending or time.monotonic() >= deadline:
+            return pending
+        time.sleep(0.05)
+
+
+def cmd_start_daemons(cfg: Config, names: list[str], force: bool) -> int:
+    """Start single daemons through the running qm (the whole suite when qm is named)."""
+    if "qm" in _daemon_names(cfg, names, "start"):
+        db = StateDB(cfg.state_db)
+        if db.live_record("qm") is None:
+            return cmd_start(cfg, force, False)
+        names = [n for n in names if n != "qm"]
+    db = StateDB(cfg.state_db)
+    _qm_running(cfg, db, "start")
+    for name in names:
+        write_request(cfg, name, "start")
+    failed = _wait_records(db, names, True, cfg.start_timeout + 5)
+    if failed:
+        logs = "\n".join("  " + line for line in proc.tail(cfg.log_file))
+        raise CommandError(
+            f"start failed: not online: {', '.join(failed)}; last lines of {cfg.log_file}:\n{logs}"
+        )
+    print(f"refsuite: started {' '.join(names) or 'nothing (qm already running)'}")
+    return 0
+
+
+def cmd_stop_daemons(cfg: Config, names: list[str], force: bool) -> int:
+    """Stop single daemons through the running qm, which then holds them down."""
+    if "qm" in _daemon_names(cfg, names, "stop"):
+        return cmd_stop(cfg, force)
+    db = StateDB(cfg.state_db)
+    if db.live_record("qm") is None:
+        print("refsuite: already stopped (qm is not running)")
+        return 0
+    if "ui" in names and not force:
+        clients = ui_clients(cfg, db)
+        if clients:
+            raise CommandError(
+                f"stop refused: ui has {len(clients)} connected client(s): {', '.join(clients)};"
+                " disconnect them or use stop --force"
+            )
+    for name in names:
+        write_request(cfg, name, "stop")
+    still = _wait_records(db, names, False, cfg.stop_timeout + 5)
+    if still:
+        raise CommandError(f"stop failed: still running: {', '.join(still)}")
+    print(f"refsuite: stopped {' '.join(names)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS, help="INI file")
@@ -326,8 +403,14 @@ def build_parser() -> argparse.ArgumentParser:
     start = sub.add_parser("start", parents=[common], help="start qm and the role's daemons")
     start.add_argument("--force", action="store_true", help="clear stale PID records first")
     start.add_argument("--foreground", action="store_true", help="run qm in the foreground")
+    start.add_argument(
+        "daemons", nargs="*", help="only these daemons, through the running qm (qm: the suite)"
+    )
     stop = sub.add_parser("stop", parents=[common], help="stop qm and its daemons")
     stop.add_argument("--force", action="store_true", help="stop even with ui clients")
+    stop.add_argument(
+        "daemons", nargs="*", help="only these daemons; qm holds them down until started"
+    )
     sub.add_parser("status", parents=[common], help="sm_main-style status lines")
     restart = sub.add_parser("restart", parents=[common], help="stop, then start")
     restart.add_argument("--force", action="store_true", help="stop --force; start --force")
@@ -347,8 +430,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_status(cfg)
         if args.command == "gencert":
             return cmd_gencert(cfg)
+        if args.command == "start" and args.daemons:
+            return cmd_start_daemons(cfg, args.daemons, args.force)
         if args.command == "start":
             return cmd_start(cfg, args.force, args.foreground)
+        if args.command == "stop" and args.daemons:
+            return cmd_stop_daemons(cfg, args.daemons, args.force)
         if args.command == "stop":
             return cmd_stop(cfg, args.force)
         if args.command == "restart":

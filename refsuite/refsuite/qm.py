@@ -29,6 +29,24 @@ from refsuite.state import (
 )
 
 LOG_DAEMON = 3  # syslog facility "daemon"
+REQUEST_ACTIONS = ("start", "stop")
+
+
+def requests_dir(cfg: Config) -> str:
+    """Where `refsuite start|stop DAEMON` leaves per-daemon requests for the running qm."""
+    return cfg.state_db + ".requests"
+
+
+def write_request(cfg: Config, name: str, action: str) -> None:
+    """Ask the running qm to start or stop one of its daemons (atomic rename)."""
+    directory = requests_dir(cfg)
+    os.makedirs(directory, exist_ok=True)
+    temporary = os.path.join(directory, f".{name}.{os.getpid()}")
+    with open(temporary, "w", encoding="ascii") as handle:
+        handle.write(action)
+    os.replace(temporary, os.path.join(directory, name))
+
+
 LOG_EMERG = 0
 
 
@@ -105,7 +123,7 @@ def send_syslog(path: str, priority: int, ident: str, message: str) -> bool:
 class Child:
     name: str
     proc: subprocess.Popen[bytes] | None = None
-    state: str = "stopped"  # running | restart_wait | given_up | dead | stopped
+    state: str = "stopped"  # running | restart_wait | given_up | dead | stopped | held
     failures: deque[float] = field(default_factory=deque)
     restarts: int = 0
     next_at: float = 0.0
@@ -242,7 +260,54 @@ class QueueManager:
                 child.failures.clear()
                 self.restart(child, "SIGHUP")
 
+    def stop_child(self, child: Child) -> None:
+        """Terminate one child (SIGKILL after stop_timeout) and forget its record."""
+        running = child.proc
+        child.proc = None
+        if running is None or running.poll() is not None:
+            return
+        running.terminate()
+        try:
+            running.wait(self.cfg.stop_timeout)
+        except subprocess.TimeoutExpired:
+            self.log.error("%s (pid %d) ignored SIGTERM; killing it", child.name, running.pid)
+            running.kill()
+            running.wait()
+            self.db.remove(child.name, running.pid)
+
+    def handle_requests(self) -> None:
+        """Per-daemon requests: `stop` holds a daemon down (no restart) until `start`."""
+        directory = requests_dir(self.cfg)
+        try:
+            names = sorted(n for n in os.listdir(directory) if not n.startswith("."))
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(directory, name)
+            try:
+                with open(path, encoding="ascii") as handle:
+                    action = handle.read().strip()
+                os.unlink(path)
+            except OSError:
+                continue
+            child = self.children.get(name)
+            if child is None or action not in REQUEST_ACTIONS:
+                self.log.warning("ignored request '%s %s': not a daemon qm runs", action, name)
+                continue
+            if action == "stop":
+                if child.state == "held":
+                    continue
+                self.log.info("stopping %s on request; held down until started", child.name)
+                self.stop_child(child)
+                child.state = "held"
+                self._publish(child)
+            elif child.state != "running" or child.proc is None or child.proc.poll() is not None:
+                self.log.info("starting %s on request", child.name)
+                child.failures.clear()
+                self.start_child(child)
+
     def step(self) -> None:
+        self.handle_requests()
         if self.hup:
             self.hup = False
             self.sighup()
@@ -281,6 +346,13 @@ class QueueManager:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         signal.signal(signal.SIGHUP, self._on_hup)
+        # requests were meant for a previous qm
+        directory = requests_dir(self.cfg)
+        for name in os.listdir(directory) if os.path.isdir(directory) else []:
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
         try:
             self.db.register(own_record("qm"), force=self.force)
         except RecordRefused as exc:

@@ -17,6 +17,7 @@ import psutil
 import pytest
 import yaml
 
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.health import HealthChecker
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.ini_config import (
     IniConfig,
     ProfileFacts,
@@ -25,6 +26,10 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.installer i
     BundledInstaller,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import load_profile
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.service import (
+    DirectBackend,
+    ServiceManager,
+)
 
 TOP = Path(__file__).resolve().parents[2]
 
@@ -46,17 +51,20 @@ class Instance:
             stop=[*argv, "stop"],
             status=[*argv, "status"],
             restart=[*argv, "restart"],
+            start_daemon=[*argv, "start", "{daemon}"],
+            stop_daemon=[*argv, "stop", "{daemon}"],
         )
         data["suite"]["config_file"] = str(self.ini)
         data["suite"]["pid_store"]["path"] = str(self.state / "state.db")
         data["suite"]["cluster_data"]["path"] = str(self.state / "cluster")
         self.profile_data = data
 
-    def setup(self) -> None:
+    def setup(self, role: str = "client") -> None:
+        self.role = role
         BundledInstaller(str(TOP / "refsuite"), str(self.prefix)).run()
         settings = {
             "suite": {
-                "role": "client",
+                "role": role,
                 "state_db": str(self.state / "state.db"),
                 "cluster_path": str(self.state / "cluster"),
                 "log_file": str(self.root / "log" / "refsuite.log"),
@@ -77,13 +85,21 @@ class Instance:
     def args(self, **extra: Any) -> dict[str, Any]:
         args = {
             "profile_data": self.profile_data,
-            "roles": ["client"],
+            "roles": [getattr(self, "role", "client")],
             "config_file": str(self.ini),
             "instance": str(self.ini),
             "timeout": 60,
         }
         args.update(extra)
         return args
+
+    def pids(self) -> dict[str, list[int]]:
+        """Daemon name -> pids of this instance's processes (refsuite-<name> argv[0])."""
+        found: dict[str, list[int]] = {}
+        for proc in self.processes():
+            name = proc.info["cmdline"][0][len("refsuite-") :]
+            found.setdefault(name, []).append(proc.pid)
+        return {name: sorted(pids) for name, pids in found.items()}
 
     def processes(self) -> list[psutil.Process]:
         found = []
@@ -177,4 +193,148 @@ def test_unknown_daemon_and_role_are_refused(ansible_module, instance: Instance)
     assert result["failed"] is True and result["msg"].startswith("daemons: 'stpd'")
     result = ansible_module("service", instance.args(state="started", roles=["master"]))
     assert result["failed"] is True and "master" in result["msg"]
+    no_roles = instance.args(state="started", drain_timeout=-1)
+    del no_roles["roles"]
+    result = ansible_module("service", no_roles)  # localhost is in no suite-role group
+    assert result["failed"] is True and result["msg"].startswith("roles: give the host's suite")
+    result = ansible_module("service", instance.args(state="stopped", drain_timeout=-1))
+    assert result["failed"] is True and result["msg"].startswith("drain_timeout: -1 must be")
+    assert instance.processes() == []
+
+
+@pytest.fixture
+def rds(tmp_path: Path, free_port) -> Iterator[Instance]:
+    """An rds instance: qm, passd, sms (with data_server children), stpd, sshd."""
+    inst = Instance(tmp_path, [free_port() for _unused in range(6)])
+    inst.setup(role="rds")
+    try:
+        yield inst
+    finally:
+        inst.cleanup()
+
+
+def test_per_daemon_stop_start_restart_in_dependency_order(ansible_module, rds: Instance) -> None:
+    applied = ansible_module("service", rds.args(state="started"))
+    assert applied["changed"] is True and applied["status"] == "SUCCESS", applied.get("msg")
+    suite = rds.pids()
+    assert sorted(suite) == ["data_server", "passd", "qm", "sms", "sshd", "stpd"]
+
+    # stop one daemon: only it goes, qm holds it down
+    stop_sshd = rds.args(state="stopped", daemons=["sshd"])
+    planned = ansible_module("service", stop_sshd, check=True)
+    assert planned["changed"] is True and planned["stopped"] == ["sshd"]
+    assert rds.pids() == suite
+    stopped = ansible_module("service", stop_sshd)
+    assert stopped["changed"] is True and stopped["stopped"] == ["sshd"], stopped.get("msg")
+    assert stopped["status"] == "SUCCESS" and stopped["msg_health"] == "Stopped: sshd"
+    assert "sshd" not in rds.pids()
+    assert rds.pids() == {k: v for k, v in suite.items() if k != "sshd"}
+    assert ansible_module("service", stop_sshd)["changed"] is False
+
+    # started starts exactly what is offline (sshd, held down by qm), nothing else moves
+    started = rds.args(state="started")
+    planned = ansible_module("service", started, check=True)
+    assert planned["changed"] is True and planned["started"] == ["sshd"]
+    assert "sshd" not in rds.pids()
+    result = ansible_module("service", started)
+    assert result["changed"] is True and result["started"] == ["sshd"], result.get("msg")
+    assert result["stopped"] == [] and result["commands"][0].startswith("start sshd: exit 0")
+    now = rds.pids()
+    assert {k: v for k, v in now.items() if k != "sshd"} == {
+        k: v for k, v in suite.items() if k != "sshd"
+    }
+    assert now["sshd"] != suite["sshd"]
+
+    # a daemon killed outright (qm would retry only after its retry_interval) is started now
+    os.kill(now["stpd"][0], signal.SIGKILL)
+    result = ansible_module("service", started)
+    assert result["started"] == ["stpd"] and result["status"] == "SUCCESS", result.get("msg")
+    assert rds.pids()["qm"] == suite["qm"]
+
+    # restart sms and stpd: stop the child side last-in-first-out, start ancestors first
+    before = rds.pids()
+    result = ansible_module("service", rds.args(state="restarted", daemons=["stpd", "sms"]))
+    assert result["changed"] is True and result["status"] == "SUCCESS", result.get("msg")
+    assert result["daemons"] == ["sms", "stpd"]
+    actions = [line.split(":")[0] for line in result["commands"]]
+    assert actions == ["stop stpd", "stop sms", "start sms", "start stpd"]
+    assert sorted(result["stopped"]) == ["data_server", "sms", "stpd"]
+    assert result["started"] == ["sms", "stpd"]
+    after = rds.pids()
+    for name in ("sms", "stpd", "data_server"):
+        assert set(after[name]).isdisjoint(before[name]), name
+    for name in ("qm", "passd", "sshd"):
+        assert after[name] == before[name], name
+
+
+def test_per_daemon_start_brings_up_an_offline_ancestor_first(
+    ansible_module, instance: Instance
+) -> None:
+    result = ansible_module("service", instance.args(state="started", daemons=["sshd"]))
+    assert result["changed"] is True, result.get("msg")
+    assert result["started"] == ["qm", "sshd"] and result["status"] == "SUCCESS"
+    assert sorted(instance.pids()) == ["qm", "sshd"]
+
+
+def test_drain_waits_then_refuses_and_force_stops(ansible_module, instance: Instance) -> None:
+    assert ansible_module("service", instance.args(state="started"))["changed"] is True
+    sshd_port = instance.ports[1]
+    with socket.create_connection(("127.0.0.1", sshd_port), timeout=10):
+        time.sleep(0.5)
+        refused = ansible_module("service", instance.args(state="stopped", drain_timeout=2))
+        assert refused["failed"] is True
+        assert "after waiting" in refused["msg"] and f"port {sshd_port}" in refused["msg"]
+        assert refused["drain"][0] == {"t": 0.0, "clients": 1}
+        assert refused["drain"][-1]["clients"] == 1 and refused["drain"][-1]["t"] >= 2
+        assert sorted(instance.pids()) == ["qm", "sshd"]
+        planned = ansible_module(
+            "service", instance.args(state="stopped", drain_timeout=30), check=True
+        )
+        assert planned["changed"] is True and planned["drain"] == [{"t": 0.0, "clients": 1}]
+        forced = ansible_module(
+            "service", instance.args(state="stopped", drain_timeout=1, force=True)
+        )
+        assert forced["changed"] is True and forced["status"] == "SUCCESS", forced.get("msg")
+        assert forced["drain"][-1]["clients"] == 1
+    assert instance.processes() == []
+
+
+def test_drain_stops_once_the_last_client_leaves(ansible_module, instance: Instance) -> None:
+    """The stop waits while a real client is connected; the client leaves during the wait."""
+    assert ansible_module("service", instance.args(state="started"))["changed"] is True
+    profile = load_profile(instance.profile_data)
+    client = socket.create_connection(("127.0.0.1", instance.ports[1]), timeout=10)
+    seen_alive: list[bool] = []
+
+    def health() -> dict:
+        return HealthChecker(
+            profile, ["client"], instance=str(instance.ini), config_file=str(instance.ini)
+        ).run()
+
+    def sleep_and_leave(seconds: float) -> None:
+        # the first pause of the drain: the daemons still run, then the client leaves
+        if not seen_alive:
+            seen_alive.append(sorted(instance.pids()) == ["qm", "sshd"])
+            client.close()
+        time.sleep(seconds)
+
+    try:
+        deadline = time.monotonic() + 30
+        while not ServiceManager._clients(health())[0] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        result = ServiceManager(
+            profile,
+            ["client"],
+            "stopped",
+            DirectBackend(profile, config_file=str(instance.ini)),
+            health,
+            drain_timeout=120,
+            sleep=sleep_and_leave,
+        ).run()
+    finally:
+        client.close()
+    assert seen_alive == [True]
+    assert result["drain"][0] == {"t": 0.0, "clients": 1}
+    assert result["drain"][-1]["clients"] == 0 and len(result["drain"]) == 2
+    assert result["stopped"] == ["qm", "sshd"] and result["status"] == "SUCCESS"
     assert instance.processes() == []

@@ -1,8 +1,11 @@
-"""fleet scenario: server, RDS and two clients on one podman network."""
+"""fleet scenario: server, RDS and two clients on one podman network; side_effect.yml rolls an
+upgrade through RDS and clients that stops at a client failing its health gate."""
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 from suite_checks import (
@@ -97,3 +100,59 @@ def test_stale_pids_cleared_the_postgresql_pid_table():
     # the module never signals: the live seonrd and the postmaster still run
     assert server.process.filter(pid=pids["seonrd"]), "seonrd was killed"
     assert server.run(f"kill -0 {pids['seondebugd']}").rc == 0, "the postmaster is gone"
+
+
+# -- the rolling upgrade of side_effect.yml -----------------------------------------------------
+ROLLING = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "rolling"
+
+
+def _rollout() -> dict:
+    return json.loads((ROLLING / "rollout.json").read_text())
+
+
+def _summaries(output: dict) -> list[dict]:
+    return [
+        result["msg"]
+        for play in output["plays"]
+        for task in play["tasks"]
+        if task["task"]["name"].endswith("Summarise the rollout so far")
+        for result in task["hosts"].values()
+        if "msg" in result
+    ]
+
+
+def _qm_and_release(name: str) -> tuple[int, str]:
+    member = get_host(f"podman://{name}")
+    qm = int(member.check_output("pgrep -f '^refsuite-qm '"))
+    return qm, member.check_output("readlink /opt/refsuite/current")
+
+
+def test_rollout_stopped_at_the_host_that_failed_its_gate():
+    output = _rollout()
+    stats = output["stats"]
+    assert stats["fleet-rds"]["failures"] == 0 and stats["fleet-client1"]["failures"] == 1
+    assert "fleet-client2" not in stats, "the host after the failed batch was touched"
+    last = _summaries(output)[-1]
+    assert last["done"] == ["fleet-rds"] and last["not_touched"] == ["fleet-client2"]
+    assert len(last["failed"]) == 1 and last["failed"][0].startswith("fleet-client1: ")
+    assert "sshd" in last["failed"][0]
+    assert "fleet-client1: rolled back to 1.0.0" in last["rolled_back"][0]
+
+
+def test_rollout_upgraded_rds_rolled_back_client1_left_client2_alone():
+    before = {
+        name: json.loads((ROLLING / f"before-{name}.json").read_text()) for name in (RDS, *CLIENTS)
+    }
+    assert {b["current"] for b in before.values()} == {"releases/1.0.0"}
+    qm, release = _qm_and_release(RDS)
+    assert release == "releases/1.1.0" and qm != before[RDS]["qm"]
+    qm, release = _qm_and_release(CLIENTS[0])
+    assert release == "releases/1.0.0" and qm != before[CLIENTS[0]]["qm"]
+    qm, release = _qm_and_release(CLIENTS[1])
+    assert release == "releases/1.0.0" and qm == before[CLIENTS[1]]["qm"]
+
+
+def test_upload_running_during_the_rollout_completed():
+    upload = json.loads((ROLLING / "upload.json").read_text())
+    assert upload["code"] == "201"
+    assert sha256_of(_server(), "/var/lib/refsuite/data/slow.bin") == upload["sha256"]

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 
 class SuiteError(Exception):
-    """An error the user can act on; ``msg`` says what is wrong and how to fix it."""
+    """An error the user can act on; ``msg`` says what is wrong and how to fix it.
 
-    def __init__(self, msg: str) -> None:
+    ``details`` are extra result keys the failed task returns (e.g. the drain progress).
+    """
+
+    def __init__(self, msg: str, **details: object) -> None:
         super().__init__(msg)
         self.msg = msg
+        self.details = details
 
     def __str__(self) -> str:
         return self.msg

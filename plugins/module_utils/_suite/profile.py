@@ -38,7 +38,8 @@ _SUITE_KEYS = (
     "pid_store",
     "cluster_data",
 )
-_CONTROL_KEYS = (*CONTROL_ACTIONS, "force_option")
+DAEMON_CONTROL_ACTIONS = ("start_daemon", "stop_daemon")
+_CONTROL_KEYS = (*CONTROL_ACTIONS, *DAEMON_CONTROL_ACTIONS, "force_option")
 _PID_STORE_KEYS = ("type", "path", "table", "dsn", "columns", "pattern", "config_key")
 _CLUSTER_KEYS = ("path", "depth")
 _DAEMON_KEYS = (
@@ -51,6 +52,8 @@ _DAEMON_KEYS = (
     "count",
     "essential",
     "enabled",
+    "systemd_unit",
+    "log_file",
 )
 _MATCH_KEYS = ("cmdline", "exe")
 _PORT_KEYS = ("port", "probe")
@@ -103,6 +106,8 @@ class Daemon:
     count_max: t.Optional[int] = None
     essential: bool = False
     enabled: bool = True
+    systemd_unit: t.Optional[str] = None
+    log_file: t.Optional[str] = None
 
     @property
     def port_numbers(self) -> list[int]:
@@ -146,6 +151,10 @@ class Daemon:
         result["count"] = {"min": self.count_min, "max": self.count_max}
         result["essential"] = self.essential
         result["enabled"] = self.enabled
+        if self.systemd_unit is not None:
+            result["systemd_unit"] = self.systemd_unit
+        if self.log_file is not None:
+            result["log_file"] = self.log_file
         return result
 
 
@@ -158,10 +167,12 @@ class Control:
     status: t.Optional[tuple[str, ...]] = None
     restart: t.Optional[tuple[str, ...]] = None
     force_option: t.Optional[str] = None
+    start_daemon: t.Optional[tuple[str, ...]] = None
+    stop_daemon: t.Optional[tuple[str, ...]] = None
 
     def to_dict(self) -> dict[str, t.Any]:
         result: dict[str, t.Any] = {}
-        for action in CONTROL_ACTIONS:
+        for action in (*CONTROL_ACTIONS, *DAEMON_CONTROL_ACTIONS):
             argv = getattr(self, action)
             if argv is not None:
                 result[action] = list(argv)
@@ -293,6 +304,33 @@ class Profile:
                     f"profile '{self.name}' has no suite.control.force_option; "
                     "a forced start is not available for this suite"
                 )
+            result.append(self.control.force_option)
+        return result
+
+    def daemon_command(
+        self,
+        action: str,
+        daemon: str,
+        force: bool = False,
+        config_file: t.Optional[str] = None,
+    ) -> t.Optional[list[str]]:
+        """argv of ``control.start_daemon``/``stop_daemon`` for one daemon, or None if unset.
+
+        ``{daemon}`` is replaced by the daemon's name; ``config_file`` and ``force`` as in
+        ``control_command``.
+        """
+        if action not in DAEMON_CONTROL_ACTIONS:
+            raise ProfileError(
+                f"unknown per-daemon control action '{action}'; "
+                f"use one of {', '.join(DAEMON_CONTROL_ACTIONS)}"
+            )
+        argv = getattr(self.control, action) if self.control is not None else None
+        if argv is None:
+            return None
+        result = [daemon if arg == "{daemon}" else arg for arg in argv]
+        if config_file and self.config_file:
+            result = [config_file if arg == self.config_file else arg for arg in result]
+        if force and self.control is not None and self.control.force_option:
             result.append(self.control.force_option)
         return result
 
@@ -489,7 +527,25 @@ def _control(ctx: _Ctx, value: t.Any) -> t.Optional[Control]:
         status=argvs["status"],
         restart=argvs["restart"],
         force_option=_opt_string(ctx, "control.force_option", data.get("force_option")),
+        **_daemon_control(ctx, data),
     )
+
+
+def _daemon_control(ctx: _Ctx, data: dict[str, t.Any]) -> dict[str, t.Optional[tuple[str, ...]]]:
+    """``control.start_daemon`` / ``control.stop_daemon``: argv lists with a ``{daemon}`` item."""
+    result: dict[str, t.Optional[tuple[str, ...]]] = {}
+    for action in DAEMON_CONTROL_ACTIONS:
+        if data.get(action) is None:
+            result[action] = None
+            continue
+        argv = _string_list(ctx, f"control.{action}", data[action])
+        if not argv or "{daemon}" not in argv:
+            ctx.fail(
+                f"control.{action}",
+                "must be an argv list with a '{daemon}' item, e.g. [/path/cmd, start, '{daemon}']",
+            )
+        result[action] = argv
+    return result
 
 
 def _pid_store(ctx: _Ctx, value: t.Any) -> t.Optional[PidStore]:
@@ -673,6 +729,12 @@ def _daemon(ctx: _Ctx, index: int, value: t.Any, suite_roles: tuple[str, ...]) -
         count_max=count_max,
         essential=_bool(dctx, "essential", data.get("essential"), False),
         enabled=_bool(dctx, "enabled", data.get("enabled"), True),
+        systemd_unit=_opt_string(dctx, "systemd_unit", data.get("systemd_unit")),
+        log_file=(
+            _abs_path(dctx, "log_file", data["log_file"])
+            if data.get("log_file") is not None
+            else None
+        ),
     )
 
 

@@ -55,6 +55,8 @@ class Failing(SuiteAction):
     def run(self) -> dict[str, t.Any]:
         if self.params["value"] == "suite":
             raise SuiteError("profile 'x': daemon 'y' is wrong; fix it")
+        if self.params["value"] == "details":
+            raise SuiteError("refused", drain=[{"t": 0.0, "clients": 1}])
         raise KeyError("boom")
 
 
@@ -117,6 +119,12 @@ def test_suite_error_becomes_plain_failure(capsys: t.Any) -> None:
     assert out["failed"] is True
     assert out["msg"] == "profile 'x': daemon 'y' is wrong; fix it"
     assert "exception" not in out
+
+
+def test_suite_error_details_are_returned_with_the_failure(capsys: t.Any) -> None:
+    code, out = run(Failing, {"profile_data": REFSUITE, "value": "details"}, capsys)
+    assert code == 1 and out["failed"] is True and out["msg"] == "refused"
+    assert out["drain"] == [{"t": 0.0, "clients": 1}]
 
 
 def test_unexpected_error_carries_traceback(capsys: t.Any, monkeypatch: t.Any) -> None:

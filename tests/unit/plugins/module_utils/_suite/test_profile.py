@@ -188,6 +188,53 @@ def test_control_command() -> None:
         profile.control_command("reload")
 
 
+def test_per_daemon_control_unit_and_log() -> None:
+    data = base()
+    data["suite"]["control"]["start_daemon"] = [
+        "/opt/t/bin/t",
+        "--config",
+        "/etc/t/t.ini",
+        "start",
+        "{daemon}",
+    ]
+    data["daemons"][0]["systemd_unit"] = "t-first.service"
+    data["daemons"][0]["log_file"] = "/var/log/t/first.log"
+    profile = load_profile(data, source=SRC)
+    first = profile.daemons[0]
+    assert first.systemd_unit == "t-first.service" and first.log_file == "/var/log/t/first.log"
+    assert profile.daemons[1].systemd_unit is None and profile.daemons[1].log_file is None
+    assert profile.daemon_command("start_daemon", "x", force=True, config_file="/b.ini") == [
+        "/opt/t/bin/t",
+        "--config",
+        "/b.ini",
+        "start",
+        "x",
+        "--force",
+    ]
+    assert profile.daemon_command("stop_daemon", "x") is None
+    again = load_profile(profile.to_dict(), source=SRC)
+    assert again.daemons[0].systemd_unit == "t-first.service"
+    assert again.control is not None and again.control.start_daemon == profile.control.start_daemon
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d["suite"]["control"].update(stop_daemon=["/t", "stop"]),
+            r"control.stop_daemon.*'\{daemon\}'",
+        ),
+        (lambda d: d["daemons"][0].update(log_file="rel.log"), r"log_file.*absolute path"),
+        (lambda d: d["daemons"][0].update(systemd_unit=3), r"systemd_unit"),
+    ],
+)
+def test_per_daemon_keys_refused(change: t.Callable[[dict], None], message: str) -> None:
+    data = base()
+    change(data)
+    with pytest.raises(ProfileError, match=message):
+        load_profile(data, source=SRC)
+
+
 # ------------------------------------------------------------------------------ refusals
 
 

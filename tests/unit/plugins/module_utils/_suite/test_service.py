@@ -11,6 +11,7 @@ import pytest
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import service as svc
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
+    load_profile,
     load_profile_file,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.service import (
@@ -222,3 +223,174 @@ def test_systemd_backend_uses_systemctl_and_journal() -> None:
 def test_systemd_detection(tmp_path: Path) -> None:
     assert svc.systemd_is_pid1(str(tmp_path)) is True
     assert svc.systemd_is_pid1(str(tmp_path / "missing")) is False
+
+
+# -- per-daemon units (a suite with one unit per daemon and no suite-wide unit) ---------------
+UNITS = load_profile(
+    {
+        "suite": {"name": "units", "roles": ["server"]},
+        "daemons": [
+            {
+                "name": "top",
+                "roles": ["server"],
+                "match": {"cmdline": "^top"},
+                "systemd_unit": "top.service",
+            },
+            {
+                "name": "mid",
+                "roles": ["server"],
+                "match": {"cmdline": "^mid"},
+                "ancestor": "top",
+                "systemd_unit": "mid.service",
+                "log_file": "/nonexistent/mid.log",
+                "ports": [{"port": 9101}],
+            },
+            {
+                "name": "leaf",
+                "roles": ["server"],
+                "match": {"cmdline": "^leaf"},
+                "ancestor": "mid",
+                "systemd_unit": "leaf.service",
+            },
+        ],
+    }
+)
+
+
+class UnitWorld:
+    """systemctl/journalctl on a dict of unit states; a unit in ``broken`` never comes up."""
+
+    def __init__(self, states: dict[str, str], broken: tuple[str, ...] = ()) -> None:
+        self.states = dict(states)
+        self.broken = broken
+        self.calls: list[str] = []
+        self.clients: list[int] = []
+
+    def run(self, argv: list[str]) -> tuple[int, str, str]:
+        if argv[0] == "journalctl":
+            return 0, f"journal of {argv[2]}\n", ""
+        action, unit = argv[1], argv[2].split(".")[0]
+        if action == "reset-failed":
+            return 0, "", ""
+        self.calls.append(f"{action} {unit}")
+        if action == "start" and unit not in self.broken:
+            self.states[unit] = "online"
+        elif action == "stop":
+            self.states[unit] = "offline"
+        return 0, "", ""
+
+    def health(self) -> dict[str, Any]:
+        clients = self.clients.pop(0) if self.clients else 0
+        daemons = {
+            name: {
+                "state": self.states.get(name, "offline"),
+                "problems": [],
+                "pids": [],
+                "ports": [{"port": 9101, "clients": clients}] if name == "mid" else [],
+            }
+            for name in ("top", "mid", "leaf")
+        }
+        return {"status": "x", "msg": "m", "daemons": daemons}
+
+
+def unit_manager(world: UnitWorld, state: str, **kw: Any) -> ServiceManager:
+    clock = Clock()
+    return ServiceManager(
+        UNITS,
+        ["server"],
+        state,
+        SystemdBackend(None, world.run),
+        world.health,
+        timeout=kw.pop("timeout", 5),
+        clock=clock,
+        sleep=clock.sleep,
+        **kw,
+    )
+
+
+def test_started_starts_only_offline_daemons_in_order() -> None:
+    world = UnitWorld({"top": "online"})
+    planned = unit_manager(world, "started", check_mode=True).run()
+    assert planned["started"] == ["mid", "leaf"] and world.calls == []
+    result = unit_manager(world, "started").run()
+    assert world.calls == ["start mid", "start leaf"]
+    assert result["started"] == ["mid", "leaf"] and result["status"] == "SUCCESS"
+    assert unit_manager(world, "started").run()["changed"] is False
+
+
+def test_daemons_restrict_and_bring_offline_ancestors_first() -> None:
+    world = UnitWorld({})
+    result = unit_manager(world, "started", daemons=["mid"]).run()
+    assert world.calls == ["start top", "start mid"] and result["started"] == ["top", "mid"]
+    assert result["daemons"] == ["mid"] and result["msg_health"] == "Selected daemons online"
+
+
+def test_stop_goes_in_reverse_order_and_reports_success() -> None:
+    world = UnitWorld({"top": "online", "mid": "online", "leaf": "online"})
+    result = unit_manager(world, "stopped").run()
+    assert world.calls == ["stop leaf", "stop mid", "stop top"]
+    assert result["status"] == "SUCCESS" and result["stopped"] == ["top", "mid", "leaf"]
+    assert result["msg_health"] == "Stopped: top, mid, leaf"
+
+
+def test_restart_of_some_daemons_stops_descendants_first() -> None:
+    world = UnitWorld({"top": "online", "mid": "online", "leaf": "online"})
+    result = unit_manager(world, "restarted", daemons=["leaf", "mid"]).run()
+    assert world.calls == ["stop leaf", "stop mid", "start mid", "start leaf"]
+    assert result["stopped"] == ["mid", "leaf"] and result["started"] == ["mid", "leaf"]
+
+
+def test_failed_start_shows_the_daemons_own_log_source() -> None:
+    world = UnitWorld({"top": "online"}, broken=("leaf",))
+    with pytest.raises(SuiteError) as info:
+        unit_manager(world, "started", timeout=2).run()
+    message = str(info.value)
+    assert "leaf offline" in message and "journalctl -u leaf.service" in message
+    assert "journal of leaf.service" in message
+    world = UnitWorld({"top": "online"}, broken=("mid",))
+    with pytest.raises(SuiteError, match=r"No log lines \(/nonexistent/mid.log\)"):
+        unit_manager(world, "started", timeout=2).run()
+
+
+def test_drain_polls_until_clients_leave() -> None:
+    world = UnitWorld({"top": "online", "mid": "online", "leaf": "online"})
+    world.clients = [3, 3, 2, 2, 0]
+    result = unit_manager(world, "stopped", daemons=["mid"], drain_timeout=60).run()
+    assert [d["clients"] for d in result["drain"]] == [3, 2, 0]
+    assert world.calls == ["stop leaf", "stop mid"] and result["stopped"] == ["mid", "leaf"]
+
+
+def test_drain_timeout_refuses_or_forces() -> None:
+    world = UnitWorld({"top": "online", "mid": "online"})
+    world.clients = [1] * 100
+    with pytest.raises(SuiteError, match="after waiting 3 s") as info:
+        unit_manager(world, "stopped", daemons=["mid"], drain_timeout=3).run()
+    assert info.value.details["drain"][0] == {"t": 0.0, "clients": 1}
+    assert info.value.details["drain"][-1] == {"t": 3.0, "clients": 1}
+    assert world.calls == []
+    # leaf is not connected to: stopping it alone does not wait
+    result = unit_manager(world, "stopped", daemons=["top"], force=True, drain_timeout=1).run()
+    assert result["drain"][-1]["clients"] == 1 and world.calls == ["stop mid", "stop top"]
+
+
+def test_stop_of_one_daemon_without_per_daemon_control_is_refused() -> None:
+    world: dict[str, Any] = {"states": dict(ONLINE)}
+    mgr, backend = manager(world, "stopped", daemons=["sshd"])
+    with pytest.raises(SuiteError, match="no way to stop sshd alone"):
+        mgr.run()
+    assert backend.calls == []
+
+
+def test_direct_backend_per_daemon_commands() -> None:
+    seen: list[list[str]] = []
+    backend = DirectBackend(
+        PROFILE, config_file="/x/r.ini", runner=lambda argv, t: seen.append(argv) or (0, "")
+    )
+    sshd = PROFILE.daemon("sshd")
+    assert backend.can_act_on(sshd)
+    backend.start_daemon(sshd, True)
+    backend.stop_daemon(sshd, False)
+    assert seen == [
+        ["/opt/refsuite/bin/refsuite", "--config", "/x/r.ini", "start", "sshd", "--force"],
+        ["/opt/refsuite/bin/refsuite", "--config", "/x/r.ini", "stop", "sshd"],
+    ]
