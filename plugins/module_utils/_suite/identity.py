@@ -153,7 +153,7 @@ def facts_from_table(proc_table: Any, pid: int) -> ProcessFacts:
         exists=True,
         zombie=getattr(proc, "status", None) == "zombie",
         create_time=getattr(proc, "create_time", None),
-        exe=getattr(proc, "exe", None),
+        exe=getattr(proc, "exe", None) if getattr(proc, "exe_read", True) else None,
         cmdline=cmdline or None,
         exe_denied=getattr(proc, "exe", None) is None or not getattr(proc, "exe_read", True),
         cmdline_denied=not cmdline,

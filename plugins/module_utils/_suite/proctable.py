@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 
 PSUTIL_MISSING = (
-    "the psutil Python library is required on the target: install python3-psutil (or pip "
-    "install psutil) for the interpreter Ansible uses there"
+    "this target has no Linux /proc to read, so the psutil Python library is required: install "
+    f"it for {sys.executable or 'the interpreter Ansible uses there'} (python3-psutil, or "
+    f"{sys.executable or 'python3'} -m pip install psutil)"
 )
 
 try:

@@ -38,8 +38,9 @@ from dataclasses import dataclass, field
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 
 PSUTIL_MISSING = (
-    "the psutil Python library is required on the target: install python3-psutil (or pip "
-    "install psutil) for the interpreter Ansible uses there"
+    "this target has no Linux /proc to read, so the psutil Python library is required: install "
+    f"it for {sys.executable or 'the interpreter Ansible uses there'} (python3-psutil, or "
+    f"{sys.executable or 'python3'} -m pip install psutil)"
 )
 
 try:
@@ -284,6 +285,35 @@ def scan_proc_net(proc: str = PROC) -> list[ProcConn]:
         )
         for family, local, remote, state, inode in selected
     ]
+
+
+def established_on_ports(ports: Iterable[int], proc: str = PROC) -> list[tuple[int, str]]:
+    """``(local port, peer)`` of every ESTABLISHED connection whose local port is one of
+    ``ports``, listener or not (an accepted connection outlives its listener), read from
+    ``/proc/net/tcp*`` (OSError when that cannot be read); our own probes are left out."""
+    wanted = {f"{int(port):04X}": int(port) for port in ports}
+    if not wanted:
+        return []
+    tables = [(socket.AF_INET, read_tcp_table(f"{proc}/net/tcp"))]
+    try:
+        tables.append((socket.AF_INET6, read_tcp_table(f"{proc}/net/tcp6")))
+    except FileNotFoundError:
+        pass
+    probes = registered_probes()
+    found = []
+    for family, lines in tables:
+        for line in lines:
+            fields = line.split(None, 4)
+            if len(fields) < 4 or fields[3] != HEX_ESTABLISHED:
+                continue
+            port = wanted.get(fields[1].rpartition(":")[2])
+            if port is None:
+                continue
+            remote = decode_address(fields[2], family)
+            if not remote or (remote[1], port) in probes:
+                continue
+            found.append((port, format_endpoint(remote[0], remote[1])))
+    return found
 
 
 def family_name(family: int) -> str:
