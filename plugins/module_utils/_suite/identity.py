@@ -390,6 +390,11 @@ class Identifier:
                 if reason is None:
                     judged.members.append(proc)
                     judged.notes.extend(notes)
+                    if getattr(proc, "exe_deleted", False) and proc.exe:
+                        judged.notes.append(
+                            f"PID {proc.pid} runs {proc.exe} (deleted): the binary was replaced "
+                            "or removed on disk since it started (restart it to run the new one)"
+                        )
                 else:
                     judged.impostors.append(proc_reason(proc, reason))
         finally:
