@@ -180,8 +180,7 @@ class StateDB:
                     if not force:
                         raise RecordRefused(stale_message(existing, reason))
                 conn.execute(
-                    f"INSERT OR REPLACE INTO daemon_pids ({COLUMNS})"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT OR REPLACE INTO daemon_pids ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.name,
                         record.pid,

@@ -130,7 +130,9 @@ def boot_id() -> str:
 # ------------------------------------------------------------------------------ rule 1
 
 
-def test_impostor_in_a_foreign_ancestry_holding_the_port_is_not_counted(impersonate, free_port, tmp_path):
+def test_impostor_in_a_foreign_ancestry_holding_the_port_is_not_counted(
+    impersonate, free_port, tmp_path
+):
     cfg = str(tmp_path / "refsuite.ini")
     tree = impersonate(refsuite_server(cfg, ui=False))
     # named exactly like ui, with the instance's --config, but started outside qm's tree
@@ -429,10 +431,12 @@ def test_probe_connections_of_a_sibling_check_are_not_clients(impersonate, free_
         try:
             peer = f"127.0.0.1:{client.getsockname()[1]}"
             wait_for(
-                lambda: check(data_a, ["server"], cfg_a, probes=False)["daemons"]["ui"]["ports"][
-                    0
-                ]["peers"]
-                == [peer],
+                lambda: (
+                    check(data_a, ["server"], cfg_a, probes=False)["daemons"]["ui"]["ports"][0][
+                        "peers"
+                    ]
+                    == [peer]
+                ),
                 "the real client to be counted",
             )
             assert cluster.connected_clients({port}) == [

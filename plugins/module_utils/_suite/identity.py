@@ -315,7 +315,10 @@ def rule_failure(daemon: Any, proc: Any) -> tuple[Optional[str], list[str]]:
             )
         elif not exe_regex.search(exe):
             deleted = " (deleted)" if getattr(proc, "exe_deleted", False) else ""
-            return f"executable {exe}{deleted} does not match match.exe {exe_regex.pattern!r}", notes
+            return (
+                f"executable {exe}{deleted} does not match match.exe {exe_regex.pattern!r}",
+                notes,
+            )
     user = getattr(daemon, "user", None)
     if user is not None:
         uid = getattr(proc, "uid", None)
@@ -329,8 +332,10 @@ def rule_failure(daemon: Any, proc: Any) -> tuple[Optional[str], list[str]]:
             else:  # a user name unknown on this host: compare names
                 ok = username == user
             if not ok:
-                who = f"{username} (uid {uid})" if username and str(username) != str(uid) else (
-                    f"uid {uid}"
+                who = (
+                    f"{username} (uid {uid})"
+                    if username and str(username) != str(uid)
+                    else (f"uid {uid}")
                 )
                 return f"runs as {who}, match.user is {user!r}", notes
     return None, notes

@@ -54,7 +54,9 @@ def _error_detail(exc: BaseException) -> str:
 
 
 @contextmanager
-def probe_connection(host: str, port: int, timeout: float = DEFAULT_TIMEOUT) -> Iterator[socket.socket]:
+def probe_connection(
+    host: str, port: int, timeout: float = DEFAULT_TIMEOUT
+) -> Iterator[socket.socket]:
     """A TCP connection to ``host:port`` that other checks know is ours: the socket is bound to
     a free local port first, registered (``sockets.register_probe``), then connected; the entry
     is removed once the socket is closed. Raises OSError/ValueError like

@@ -520,9 +520,7 @@ class ProcessTable:
         for proc in self._by_pid.values():
             if proc.pid in self.excluded or proc.is_zombie or not proc.cmdline:
                 continue
-            if daemon.matches(proc.cmdline, None, instance) and not self.in_nested_pid_ns(
-                proc.pid
-            ):
+            if daemon.matches(proc.cmdline, None, instance) and not self.in_nested_pid_ns(proc.pid):
                 found.append(proc)
         found.sort(key=lambda proc: (proc.create_time or 0.0, proc.pid))
         return found
