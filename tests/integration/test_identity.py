@@ -494,3 +494,57 @@ def test_unprivileged_process_named_like_refsuite_is_foreign(impersonate, free_p
         assert "match.user is 'root'" in warnings
     finally:
         stop(foreign)
+
+
+# ------------------------------------------------------------------------------ rule 7
+
+
+def _run_without_psutil(module: Path, args: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    """Run a module file the way Ansible does, in an interpreter where ``import psutil`` fails."""
+    args_file = tmp_path / f"args-{time.monotonic_ns()}.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    code = (
+        "import runpy, sys; sys.modules['psutil'] = None; "
+        f"sys.argv = [{str(module)!r}, {str(args_file)!r}]; "
+        f"runpy.run_path({str(module)!r}, run_name='__main__')"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    return json.loads(proc.stdout)
+
+
+def test_stale_pids_and_cluster_data_work_without_psutil(tmp_path):
+    daemon = spawn_renamed(["nopsd", "-c", "import time; time.sleep(300)"], sys.executable)
+    try:
+        piddir = tmp_path / "run"
+        piddir.mkdir()
+        (piddir / "nopsd.pid").write_text(f"{daemon.pid}\n")
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        (piddir / "gone.pid").write_text(f"{gone.pid}\n")
+        data = {
+            "suite": {"name": "t", "roles": ["s"]},
+            "daemons": [
+                {"name": "nopsd", "roles": ["s"], "match": {"cmdline": "^nopsd( |$)"}},
+                {"name": "gone", "roles": ["s"], "match": {"cmdline": "^gone( |$)"}},
+            ],
+        }
+        store = {"type": "pidfile", "path": str(piddir)}
+        out = _run_without_psutil(
+            STALE_PIDS, {"profile_data": data, "store": store, "state": "absent"}, tmp_path
+        )
+        assert not out.get("failed"), out.get("msg")
+        status = {r["name"]: (r["status"], r["removed"]) for r in out["records"]}
+        assert status == {"nopsd": ("live", False), "gone": ("stale", True)}
+
+        root = tmp_path / "cluster"
+        (root / "m1").mkdir(parents=True)
+        (root / "m1" / "f").write_text("x")
+        args = {"profile_data": data, "path": str(root), "depth": 2}
+        out = _run_without_psutil(CLUSTER_DATA, args, tmp_path)
+        assert out.get("failed") is True
+        assert f"daemon nopsd runs as PID {daemon.pid}" in out["msg"]
+        assert (root / "m1" / "f").exists()
+    finally:
+        stop(daemon)
