@@ -327,10 +327,12 @@ def rule_failure(daemon: Any, proc: Any) -> tuple[Optional[str], list[str]]:
             notes.append(f"PID {proc.pid}: user unreadable, match.user not verified")
         else:
             wanted = _uid_of(user)
-            if isinstance(user, int) or wanted is not None:
-                ok = uid == wanted if uid is not None else str(username) == str(user)
+            if uid is None:  # psutil gives the user name only
+                uid = _uid_of(username)
+            if wanted is not None and uid is not None:
+                ok = uid == wanted
             else:  # a user name unknown on this host: compare names
-                ok = username == user
+                ok = username is not None and str(username) == str(user)
             if not ok:
                 who = (
                     f"{username} (uid {uid})"

@@ -361,3 +361,16 @@ def test_missing_psutil_error_names_the_interpreter():
     error = identity.psutil_missing()
     assert isinstance(error, identity.SuiteError)
     assert sys.executable in error.msg and "pip install psutil" in error.msg
+
+
+def test_user_rule_with_only_a_user_name_known():
+    # the psutil path gives the user name, not the uid
+    by_name = RuleProc(15, 1, ("worker",), uid=None, username="root")
+    assert identity.rule_failure(WORKER, by_name)[0] is None  # match.user: 0
+    nobody = RuleProc(16, 1, ("worker",), uid=None, username="nobody")
+    assert "match.user is 0" in identity.rule_failure(WORKER, nobody)[0]
+    unreadable = RuleProc(17, 1, ("worker",), uid=None, username=None)
+    assert identity.rule_failure(WORKER, unreadable) == (
+        None,
+        ["PID 17: user unreadable, match.user not verified"],
+    )
