@@ -41,7 +41,7 @@ options:
         C(suite.cluster_data.depth) of the profile.
     type: int
 requirements:
-  - psutil
+  - psutil (only where there is no Linux /proc)
 notes:
   - Run it with C(become=true) so that every process and socket can be seen; if the socket table
     cannot be read the module refuses.

@@ -227,11 +227,13 @@ daemons:
       description: What is wrong, one sentence each; empty when online or unused.
       type: list
       elements: str
-      sample: ["ui port 11401 held by nginx[812]"]
+      sample: ["ui port 11401 held by /usr/sbin/nginx[812]"]
     pids:
       description:
         - PIDs of the daemon's instances, oldest first. Forked workers that carry the same
           command line as their parent instance are part of it and not listed.
+        - An instance is a process passing every rule of the daemon (C(match.cmdline) and
+          O(instance), C(match.exe), C(match.user), C(ancestor)); see RV(daemons.impostors).
       type: list
       elements: int
       sample: [5846]
@@ -263,14 +265,19 @@ daemons:
         - One entry per profile port (after configuration file overrides).
         - C(listening), C(owned), C(clients) are null when the socket table could not be read.
         - C(owned) means a listener's process is one of the daemon's processes or a descendant.
-        - C(holder) names other processes listening on the port (C(name[pid])), else null.
+        - C(holder) names other processes listening on the port by what they are
+          (C(executable[pid]), with C(argv[0]) in brackets when it names another program),
+          else null; C(holders) gives them as C({pid, exe, exe_deleted, comm, argv0}).
+        - Connections of our own probes (this check's, a sibling check's, the audit's) are
+          never counted in C(clients).
         - C(clients) and C(peers) count server-side ESTABLISHED connections only.
         - C(probe) is null when no probe ran.
       type: list
       elements: dict
       sample:
-        - {port: 11401, listening: true, owned: false, holder: "nginx[812]",
-           addresses: ["0.0.0.0"], clients: 0, peers: [], probe: null}
+        - {port: 11401, listening: true, owned: false, holder: "/usr/sbin/nginx[812]",
+           holders: [{pid: 812, exe: /usr/sbin/nginx, exe_deleted: false, comm: nginx,
+           argv0: null}], addresses: ["0.0.0.0"], clients: 0, peers: [], probe: null}
     pid_record:
       description:
         - C(status) is V(consistent), V(stale), V(missing), V(invalid), V(unknown) or
@@ -278,6 +285,27 @@ daemons:
           C(reason) why.
       type: dict
       sample: {status: stale, pid: 4242, reason: no process with PID 4242}
+    impostors:
+      description:
+        - Processes named like the daemon (its C(match.cmdline)) that fail another of its rules;
+          never counted. C(exe) is C(/proc/PID/exe) (null when unreadable), C(exe_deleted) true
+          when the binary was replaced or removed on disk, C(comm) the kernel's name, C(argv0)
+          set when it names another program than C(exe), C(reason) the rule it fails.
+        - They do not fail the check by themselves; a port they hold does.
+      type: list
+      elements: dict
+      sample:
+        - {pid: 4242, exe: /usr/bin/python3.11, exe_deleted: false, comm: bacula-sd,
+           argv0: bacula-sd, reason: "executable /usr/bin/python3.11 does not match match.exe
+           '^/usr/sbin/bacula-sd$'"}
+    notes:
+      description:
+        - Rules that could not be verified on counted instances (the executable of another
+          user's process without root; run with C(become=true)), and instances running a binary
+          replaced on disk since they started.
+      type: list
+      elements: str
+      sample: ["PID 5846: executable unreadable (another user's process; run with become: true), match.exe not verified"]
 """
 
 import time  # noqa: E402

@@ -14,9 +14,11 @@ description:
     OS4X keep their daemons' PIDs in their database) and judges each record.
   - C(live) - the recorded process runs and is the recorded program.
   - C(stale) - proven dead or another program - the process is gone or a zombie, the record was
-    written in another boot, the process' start time differs from the recorded one by more than
-    one second, its executable differs from the recorded one, or (when only a PID was recorded)
-    it does not satisfy the daemon's C(match) rule.
+    written in another boot, the process' start differs from the recorded one (in clock ticks
+    since boot when the record has C(start_ticks) and the same boot id, which a wall-clock step
+    does not change; else the epoch C(start_time), by more than one second), its executable
+    differs from the recorded one, or (when only a PID was recorded) it does not pass the
+    daemon's rules (C(match.cmdline), C(match.exe), C(match.user)).
   - C(invalid) - the record holds no usable PID - empty, not a decimal number, 0, 1, negative or
     beyond the kernel's C(pid_max). Such a record is never used as a PID.
   - C(unknown) - the module cannot tell - permission denied, a record written on another host,
@@ -24,7 +26,12 @@ description:
     root nor the current user), or a PID-only record whose name is no daemon of the profile.
     Unknown records are always left alone.
   - With O(state=absent) the stale records are removed (and the invalid ones with
-    O(remove_invalid=true)). A record is only removed if it is still what was judged.
+    O(remove_invalid=true)). A record is only removed if it is still what was judged, and
+    never - whatever the verdict - when its PID is a live process passing every rule of its
+    daemon (C(match) and C(ancestor)); its reason then says C(kept).
+  - A pidfile's PID is its first line; what follows (PostgreSQL's C(postmaster.pid) holds the
+    data directory, start time, port...) is not read. Garbage in the first line is C(invalid).
+  - Processes are read from C(/proc) on Linux (psutil is only needed elsewhere).
   - The module never sends a signal to any process.
 author: daemonops.suite developers (@daemonops)
 extends_documentation_fragment:
@@ -73,7 +80,9 @@ options:
         description:
           - 'Column of each field, for example C({name: daemon, pid: process_id}). Fields not
             given use the column of the same name if the table has one; a field set to null
-            is not read. C(name) and C(pid) are required columns.'
+            is not read. C(name) and C(pid) are required columns. Fields - C(name), C(pid),
+            C(start_time), C(boot_id), C(host), C(exe), C(start_ticks) (start in clock ticks
+            since boot, /proc/PID/stat field 22).'
         type: dict
   daemons:
     description: Only consider the records of these daemons (names from the profile).
@@ -86,7 +95,7 @@ options:
     type: bool
     default: false
 requirements:
-  - psutil
+  - psutil (only where there is no Linux /proc)
   - psycopg2 (only for PostgreSQL stores; imported only then)
 notes:
   - Check mode removes nothing; RV(records[].would_remove) says what O(state=absent) would

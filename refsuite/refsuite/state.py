@@ -1,7 +1,11 @@
 """The state database (SQLite): PID records and qm's supervision counters.
 
-Identity rules: a record is *live* when its pid exists on this boot with the recorded
-start_time (psutil-compatible create_time()); otherwise it is *stale*.
+Identity rules: a record is *live* when its pid exists on this boot and started when the record
+says. The start is recorded as clock ticks since boot (``/proc/PID/stat`` field 22, the
+``start_ticks`` column) next to the boot id: facts a wall-clock step (NTP, VM resume) does not
+change. ``start_time`` (the epoch start, psutil's create_time()) is still written for older
+readers; a record without ``start_ticks`` (written by an older refsuite) is judged on it, with a
+tolerance. Otherwise the record is *stale*.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS daemon_pids (name TEXT PRIMARY KEY, pid INTEGER,"
-    " start_time REAL, boot_id TEXT, host TEXT, exe TEXT)",
+    " start_time REAL, boot_id TEXT, host TEXT, exe TEXT, start_ticks INTEGER)",
     "CREATE TABLE IF NOT EXISTS qm_supervision (name TEXT PRIMARY KEY, state TEXT,"
     " restarts INTEGER, failures INTEGER, updated REAL)",
 )
@@ -36,6 +40,10 @@ class PidRecord:
     boot_id: str
     host: str
     exe: str
+    start_ticks: int | None = None
+
+
+COLUMNS = "name, pid, start_time, boot_id, host, exe, start_ticks"
 
 
 def boot_id() -> str:
@@ -54,8 +62,9 @@ def boot_time() -> float:
     raise RuntimeError("btime not found in /proc/stat")
 
 
-def proc_start_time(pid: int) -> float | None:
-    """psutil.Process(pid).create_time() without psutil; None when the process is gone."""
+def proc_start_ticks(pid: int) -> int | None:
+    """The start of process ``pid`` in clock ticks since boot (/proc/PID/stat field 22); None
+    when the process is gone or a zombie."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             data = handle.read()
@@ -64,8 +73,15 @@ def proc_start_time(pid: int) -> float | None:
     fields = data[data.rindex(b")") + 2 :].split()
     if fields[0] == b"Z":  # a zombie is gone for our purposes
         return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    return float(fields[19]) / ticks + boot_time()
+    return int(fields[19])
+
+
+def proc_start_time(pid: int) -> float | None:
+    """psutil.Process(pid).create_time() without psutil; None when the process is gone."""
+    ticks = proc_start_ticks(pid)
+    if ticks is None:
+        return None
+    return float(ticks) / os.sysconf("SC_CLK_TCK") + boot_time()
 
 
 def proc_exe(pid: int) -> str:
@@ -77,19 +93,27 @@ def proc_exe(pid: int) -> str:
 
 def own_record(name: str) -> PidRecord:
     pid = os.getpid()
-    start = proc_start_time(pid)
-    assert start is not None
-    return PidRecord(name, pid, start, boot_id(), socket.gethostname(), proc_exe(pid))
+    ticks = proc_start_ticks(pid)
+    assert ticks is not None
+    start = float(ticks) / os.sysconf("SC_CLK_TCK") + boot_time()
+    return PidRecord(
+        name, pid, start, boot_id(), socket.gethostname(), proc_exe(pid), start_ticks=ticks
+    )
 
 
 def judge(record: PidRecord) -> tuple[bool, str]:
     """(live, reason). live means the recorded process still runs."""
     if record.boot_id and record.boot_id != boot_id():
         return False, "recorded before the last reboot"
-    start = proc_start_time(record.pid)
-    if start is None:
+    ticks = proc_start_ticks(record.pid)
+    if ticks is None:
         return False, "process gone"
-    if abs(start - record.start_time) > START_TIME_TOLERANCE:
+    if record.start_ticks is not None:
+        if ticks != record.start_ticks:
+            return False, "pid now belongs to another process"
+        return True, "recorded and alive"
+    start = float(ticks) / os.sysconf("SC_CLK_TCK") + boot_time()
+    if record.start_time is None or abs(start - record.start_time) > START_TIME_TOLERANCE:
         return False, "pid now belongs to another process"
     return True, "recorded and alive"
 
@@ -115,6 +139,13 @@ class StateDB:
         with self._connect() as conn:
             for statement in SCHEMA:
                 conn.execute(statement)
+            columns = [row[1] for row in conn.execute("PRAGMA table_info(daemon_pids)")]
+            if "start_ticks" not in columns:  # a database written by an older refsuite
+                try:
+                    conn.execute("ALTER TABLE daemon_pids ADD COLUMN start_ticks INTEGER")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):  # another daemon added it just now
+                        raise
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -126,9 +157,7 @@ class StateDB:
 
     def records(self) -> dict[str, PidRecord]:
         with self._connect() as conn:
-            rows = conn.execute(
-                "SELECT name, pid, start_time, boot_id, host, exe FROM daemon_pids"
-            ).fetchall()
+            rows = conn.execute(f"SELECT {COLUMNS} FROM daemon_pids").fetchall()
         return {row[0]: PidRecord(*row) for row in rows}
 
     def get(self, name: str) -> PidRecord | None:
@@ -140,8 +169,7 @@ class StateDB:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 row = conn.execute(
-                    "SELECT name, pid, start_time, boot_id, host, exe FROM daemon_pids"
-                    " WHERE name = ?",
+                    f"SELECT {COLUMNS} FROM daemon_pids WHERE name = ?",
                     (record.name,),
                 ).fetchone()
                 if row is not None and row[1] != record.pid:
@@ -152,8 +180,7 @@ class StateDB:
                     if not force:
                         raise RecordRefused(stale_message(existing, reason))
                 conn.execute(
-                    "INSERT OR REPLACE INTO daemon_pids"
-                    " (name, pid, start_time, boot_id, host, exe) VALUES (?, ?, ?, ?, ?, ?)",
+                    f"INSERT OR REPLACE INTO daemon_pids ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.name,
                         record.pid,
@@ -161,6 +188,7 @@ class StateDB:
                         record.boot_id,
                         record.host,
                         record.exe,
+                        record.start_ticks,
                     ),
                 )
                 conn.execute("COMMIT")

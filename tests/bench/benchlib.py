@@ -212,6 +212,7 @@ class SesamHost:
         )
         profile = yaml.safe_load((TOP / "profiles" / "sesam.yml").read_text())
         for daemon in profile["daemons"]:
+            daemon["match"].pop("exe", None)  # the impersonated daemons run Python
             if daemon["name"] in self.ports:
                 numbers = self.ports[daemon["name"]]
                 for port, number in zip(daemon["ports"], numbers):

@@ -38,9 +38,16 @@ TOP = Path(__file__).resolve().parents[2]
 # ------------------------------------------------------------------------------ helpers
 
 
-def shipped(name: str) -> dict[str, Any]:
+def shipped(name: str, exe_rules: bool = False) -> dict[str, Any]:
+    """A shipped profile. The impersonated vendor daemons of these tests run the Python
+    interpreter, not /opt/<vendor>/bin/..., so the vendor profiles' ``match.exe`` rules are left
+    out unless ``exe_rules`` (refsuite's rules name the Python interpreter and stay)."""
     with open(TOP / "profiles" / f"{name}.yml", encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        data = yaml.safe_load(handle)
+    if not exe_rules and name != "refsuite":
+        for daemon in data["daemons"]:
+            daemon["match"].pop("exe", None)
+    return data
 
 
 def with_ports(
@@ -204,7 +211,9 @@ def test_port_held_by_a_foreign_process_is_named(impersonate, free_port, tmp_pat
     data = with_ports(shipped("refsuite"), refsuite_ports(tree, free_port, ui=[port]))
     result = check(data, ["server"], cfg)
     ui = result["daemons"]["ui"]
-    holder = f"nginx[{nginx.pid('nginx')}]"
+    # named by what it is: the executable (Python here), with the argv[0] it shows
+    exe = psutil.Process(nginx.pid("nginx")).exe()
+    holder = f"{exe}[{nginx.pid('nginx')}] (argv[0] nginx)"
     assert ui["state"] == "degraded"
     assert ui["problems"] == [f"ui port {port} held by {holder}"]
     assert ui["ports"][0]["listening"] is True and ui["ports"][0]["owned"] is False
@@ -322,14 +331,18 @@ def test_config_file_overrides_enabled_and_ports(refsuite, impersonate, tmp_path
     result = check(data, ["server"], cfg, config_file=str(ini))
     assert result["daemons"]["sepuler"]["state"] == "unused"
     ctrl_report = result["daemons"]["ctrl"]
-    # the ctrl process runs, but not under qm: found, port owned, ancestry wrong
-    assert ctrl_report["pids"] == [ctrl.pid("refsuite-ctrl")]
-    assert ctrl_report["ports"][0]["owned"] is True
-    assert ctrl_report["ancestry"]["ok"] is False
-    assert ctrl_report["state"] == "degraded"
-    assert ctrl_report["problems"] == [
-        f"ctrl refsuite-ctrl[{ctrl.pid('refsuite-ctrl')}] not a descendant of qm"
+    # the ctrl process runs, but not under qm: not an instance (every rule must pass), so ctrl
+    # is offline, the process is an impostor and the port it holds is not ctrl's
+    pid = ctrl.pid("refsuite-ctrl")
+    assert ctrl_report["pids"] == [] and ctrl_report["count"] == 0
+    assert [(i["pid"], i["reason"]) for i in ctrl_report["impostors"]] == [
+        (pid, "not a descendant of qm")
     ]
+    assert ctrl_report["ports"][0]["owned"] is False
+    assert ctrl_report["ports"][0]["holders"][0]["pid"] == pid
+    assert ctrl_report["ancestry"]["ok"] is False
+    assert ctrl_report["state"] == "offline"
+    assert ctrl_report["problems"][0].startswith("ctrl offline (named like it but not ctrl: ")
 
 
 def test_pid_records_in_a_sqlite_store(refsuite, tmp_path):

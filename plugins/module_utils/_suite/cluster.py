@@ -11,7 +11,6 @@ configured depth (fd-relative, no symlink following, one filesystem).
 
 from __future__ import annotations
 
-import os
 from typing import Any, Optional
 
 try:
@@ -19,7 +18,7 @@ try:
 except ImportError:  # pragma: no cover
     psutil = None  # type: ignore[assignment]
 
-from ansible_collections.daemonops.suite.plugins.module_utils._suite import safe_delete
+from ansible_collections.daemonops.suite.plugins.module_utils._suite import identity, safe_delete
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (
     SuiteAction,
@@ -27,58 +26,81 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit 
     skip_if_check_mode,
     trigger_change,
 )
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable import (
+    ProcessTable,
+)
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import (
+    PSUTIL_MISSING,
+    established_on_ports,
+    registered_probes,
+)
 
 
-def _own_lineage() -> set[int]:
-    """This process and its ancestors: never a daemon instance (an ad-hoc command line may
-    contain a daemon's name)."""
-    pids = {os.getpid()}
-    try:
-        proc: Any = psutil.Process()
-        for parent in proc.parents():
-            pids.add(parent.pid)
-    except psutil.Error:
-        pass
-    return pids
+def scan_daemons(daemons: Any, instance: Optional[str] = None) -> tuple[list[str], list[str]]:
+    """One pass over the process table (``/proc`` on Linux, psutil elsewhere):
+    ``(running, foreign)``. ``running`` names every live process that is an instance of one of
+    ``daemons`` (passes all its rules, see ``identity.Identifier``; ``instance`` in its command
+    line, if given); ``foreign`` the processes that only carry a daemon's name (another user's
+    ``refsuite-qm``, a renamed program): they do not block, they are reported. This process and
+    its ancestors are never counted (an ad-hoc command line may contain a daemon's name)."""
+    daemons = list(daemons)
+    table = ProcessTable.scan()
+    ident = identity.Identifier(table, {daemon.name: daemon for daemon in daemons}, instance)
+    running: list[str] = []
+    foreign: list[str] = []
+    seen: set[int] = set()
+    for daemon in daemons:
+        for proc in ident.members(daemon):
+            if proc.pid in seen:
+                continue
+            seen.add(proc.pid)
+            text = proc.cmdline_str
+            text = text if len(text) <= 80 else text[:77] + "..."
+            running.append(f"daemon {daemon.name} runs as PID {proc.pid} ({text})")
+    for daemon in daemons:
+        for proc, reason in ident.impostors(daemon):
+            if proc.pid in seen:
+                continue
+            seen.add(proc.pid)
+            foreign.append(f"{proc.true_label} is named like {daemon.name} but is not it: {reason}")
+    return running, foreign
 
 
 def running_daemons(daemons: Any, instance: Optional[str] = None) -> list[str]:
-    """One pass over the process table: ``name[pid] (cmdline)`` for every live process that
-    matches one of ``daemons`` (and contains ``instance`` in its command line, if given)."""
-    if psutil is None:  # pragma: no cover
-        raise SuiteError("the psutil Python library is required on the target")
-    excluded = _own_lineage()
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline", "exe", "status"], ad_value=None):
-        info = proc.info
-        cmdline = info.get("cmdline")
-        if info["pid"] in excluded or not cmdline or info.get("status") == psutil.STATUS_ZOMBIE:
-            continue
-        for daemon in daemons:
-            if daemon.matches(cmdline, info.get("exe"), instance):
-                text = " ".join(cmdline)
-                text = text if len(text) <= 80 else text[:77] + "..."
-                found.append(f"daemon {daemon.name} runs as PID {info['pid']} ({text})")
-                break
-    return found
+    """``name[pid] (cmdline)`` for every live instance of ``daemons`` (see ``scan_daemons``)."""
+    return scan_daemons(daemons, instance)[0]
 
 
-def connected_clients(ports: set[int]) -> list[str]:
+def connected_clients(ports: set[int], use_procfs: Optional[bool] = None) -> list[str]:
     """One pass over the TCP sockets: every ESTABLISHED connection whose local port is one of
-    ``ports`` (the server side, whether or not a listener is still open)."""
+    ``ports`` (the server side, whether or not a listener is still open). Our own probes
+    (``sockets.registered_probes``) are not clients. ``use_procfs``: None reads
+    ``/proc/net/tcp*`` and falls back to psutil; False forces psutil."""
     if not ports:
         return []
+    if use_procfs is None or use_procfs:
+        try:
+            return sorted(
+                {
+                    f"client {peer} is connected to port {port}"
+                    for port, peer in established_on_ports(ports)
+                }
+            )
+        except OSError:
+            if use_procfs:
+                raise
     if psutil is None:  # pragma: no cover
-        raise SuiteError("the psutil Python library is required on the target")
+        raise SuiteError(PSUTIL_MISSING)
     try:
         entries = psutil.net_connections(kind="tcp")
     except psutil.AccessDenied:
         return ["cannot read the socket table to rule out clients (run with become: true)"]
+    probes = registered_probes()
     found = []
     for entry in entries:
         if entry.status != psutil.CONN_ESTABLISHED or not entry.laddr or not entry.raddr:
             continue
-        if entry.laddr.port in ports:
+        if entry.laddr.port in ports and (entry.raddr.port, entry.laddr.port) not in probes:
             peer = f"{entry.raddr.ip}:{entry.raddr.port}"
             found.append(f"client {peer} is connected to port {entry.laddr.port}")
     return sorted(set(found))
@@ -101,7 +123,9 @@ class ClusterData(SuiteAction):
             raise SuiteError(f"depth must be 1 or more, got {depth!r}")
         instance = params.get("instance")
         ports = {port.port for daemon in profile.daemons for port in daemon.ports}
-        blockers = running_daemons(profile.daemons, instance)
+        blockers, foreign = scan_daemons(profile.daemons, instance)
+        for line in foreign:
+            self.warn(f"not a daemon of the suite, not in the way: {line}")
         blockers += connected_clients(ports)
         if blockers:
             raise SuiteError(

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
+from ansible_collections.daemonops.suite.plugins.module_utils._suite import identity
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.probes import (
     DEFAULT_TIMEOUT,
@@ -102,6 +103,7 @@ class HealthChecker:
         self.now = now
         self._matches: dict[str, list[ProcInfo]] = {}
         self._instances: dict[str, list[ProcInfo]] = {}
+        self._ident: Optional[identity.Identifier] = None
 
     # ------------------------------------------------------------------ inputs
 
@@ -149,6 +151,7 @@ class HealthChecker:
         all_daemons = {d.name: d for d in _profile_daemons(profile)}
         for daemon in daemons:
             all_daemons.setdefault(daemon.name, daemon)
+        self._ident = identity.Identifier(procs, all_daemons, self.instance)
         records = self._pid_records(profile, daemons, all_daemons, procs)
 
         reports: dict[str, dict[str, Any]] = {}
@@ -187,11 +190,17 @@ class HealthChecker:
 
     # ------------------------------------------------------------------ matching
 
+    def identifier(self, procs: ProcessTable) -> identity.Identifier:
+        if self._ident is None or self._ident.table is not procs:
+            self._ident = identity.Identifier(procs, {}, self.instance)
+        return self._ident
+
     def matched(self, daemon: Any, procs: ProcessTable) -> list[ProcInfo]:
-        """Every process of ``daemon``, including forked workers that carry the same command
-        line (``postmaster`` children, ``refsuite-stpd`` workers)."""
+        """Every process of ``daemon`` (passing all of its rules: name, exe, user, ancestor),
+        including forked workers that carry the same command line (``refsuite-stpd``
+        workers)."""
         if daemon.name not in self._matches:
-            self._matches[daemon.name] = procs.matching(daemon, self.instance)
+            self._matches[daemon.name] = self.identifier(procs).members(daemon)
         return self._matches[daemon.name]
 
     def instances(self, daemon: Any, procs: ProcessTable) -> list[ProcInfo]:
@@ -231,11 +240,23 @@ class HealthChecker:
         start_time = min(start_times) if start_times else None
         uptime = round(max(0.0, now - start_time), 1) if start_time is not None else None
 
+        ident = self.identifier(procs)
+        impostor_procs = ident.impostors(daemon)
+        impostor_pids = {proc.pid for proc, _reason in impostor_procs}
+        impostors = [
+            identity.impostor_entry(proc, reason)
+            for proc, reason in impostor_procs
+            # a forked child of an impostor is part of it
+            if not any(pid in impostor_pids for pid in procs.ancestors(proc.pid))
+        ]
+        notes = ident.notes(daemon)
         ports = [
             self._port_report(daemon, port, tree_pids, procs, socks, problems, enabled)
             for port in (getattr(daemon, "ports", None) or [])
         ]
-        ancestry = self._ancestry(daemon, all_daemons, instances, procs, problems, enabled)
+        ancestry = self._ancestry(
+            daemon, all_daemons, instances, procs, problems, enabled, impostor_procs
+        )
         pid_record = records.get(name) or _record_result(NOT_APPLICABLE, None, "not read")
 
         if not enabled:
@@ -245,7 +266,13 @@ class HealthChecker:
             state = DEGRADED if problems else ONLINE  # optional daemon, none running
         elif not instances:
             state = OFFLINE
-            problems.insert(0, f"{name} offline")
+            offline = f"{name} offline"
+            if impostors:
+                labels = "; ".join(
+                    f"{_impostor_label(entry)}: {entry['reason']}" for entry in impostors
+                )
+                offline += f" (named like it but not {name}: {labels})"
+            problems.insert(0, offline)
         else:
             count = len(instances)
             if count_min is not None and count < count_min:
@@ -276,6 +303,8 @@ class HealthChecker:
             "uptime": uptime,
             "ports": ports,
             "pid_record": pid_record,
+            "impostors": impostors,
+            "notes": notes,
         }
 
     def _port_report(
@@ -300,6 +329,7 @@ class HealthChecker:
             "clients": None,
             "peers": [],
             "probe": None,
+            "holders": [],
         }
         if not socks.available:
             problems.append(f"{name} port {port} not checked: {socks.error}")
@@ -317,6 +347,7 @@ class HealthChecker:
         report["addresses"] = sorted({lst.address for lst in (owners or listeners)})
         if others:
             report["holder"] = ", ".join(_holder_labels(others, procs))
+            report["holders"] = _holders(others, procs)
         connections = [
             conn
             for conn in socks.established(port)
@@ -356,12 +387,20 @@ class HealthChecker:
         procs: ProcessTable,
         problems: list[str],
         enabled: bool,
+        impostors: Sequence[tuple[ProcInfo, str]] = (),
     ) -> Optional[dict[str, Any]]:
+        """The ancestry of the instances (all pass it: an instance is a descendant of
+        ``ancestor`` by definition). When there is none, the chain of the first process named
+        like the daemon outside that ancestry, with ``ok: false``."""
         expected = getattr(daemon, "ancestor", None)
         if not expected:
             return None
         result: dict[str, Any] = {"expected": expected, "ok": None, "chain": []}
         if not instances:
+            outside = [proc for proc, reason in impostors if reason.startswith("not a descendant")]
+            if outside:
+                result["ok"] = False
+                result["chain"] = [outside[0].pid, *procs.ancestors(outside[0].pid)]
             return result
         ancestor = all_daemons.get(expected)
         ancestor_pids = (
@@ -461,12 +500,38 @@ def _record_result(status: str, pid: Optional[int], reason: Optional[str]) -> di
     return {"status": status, "pid": pid, "reason": reason}
 
 
+def _impostor_label(entry: dict[str, Any]) -> str:
+    what = entry.get("exe") or entry.get("comm") or "?"
+    label = f"{what}[{entry['pid']}]"
+    if entry.get("argv0"):
+        label += f" (argv[0] {entry['argv0']})"
+    return label
+
+
+def _holders(listeners: list[Any], procs: ProcessTable) -> list[dict[str, Any]]:
+    """What holds a port, named by what it is (``ProcInfo.identity``), once per process."""
+    holders: list[dict[str, Any]] = []
+    seen: set[Optional[int]] = set()
+    for lst in listeners:
+        if lst.pid in seen:
+            continue
+        seen.add(lst.pid)
+        proc = procs.get(lst.pid)
+        if proc is not None:
+            holders.append(dict(proc.identity))
+        else:
+            holders.append(
+                {"pid": lst.pid, "exe": None, "exe_deleted": False, "comm": None, "argv0": None}
+            )
+    return holders
+
+
 def _holder_labels(listeners: list[Any], procs: ProcessTable) -> list[str]:
     labels = []
     for lst in listeners:
         proc = procs.get(lst.pid)
         if proc is not None:
-            label = proc.label
+            label = proc.true_label
         elif lst.pid is not None:
             label = f"pid {lst.pid}"
         else:

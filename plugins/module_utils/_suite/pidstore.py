@@ -25,7 +25,7 @@ from typing import Any, Optional
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 
 STORE_TYPES = ("pidfile", "sqlite", "postgresql")
-COLUMN_KEYS = ("name", "pid", "start_time", "boot_id", "host", "exe")
+COLUMN_KEYS = ("name", "pid", "start_time", "boot_id", "host", "exe", "start_ticks")
 MAX_PIDFILE_BYTES = 4096
 DEFAULT_PID_MAX = 4194304  # the kernel's upper limit for pid_max on 64-bit systems
 
@@ -49,11 +49,12 @@ class PidRecord:
     host: Optional[str] = None
     exe: Optional[str] = None
     key: Any = field(default=None, repr=False)
+    start_ticks: Optional[int] = None  # start in clock ticks since boot (/proc/PID/stat 22)
 
     @property
     def only_pid(self) -> bool:
         """True when nothing but the PID identifies the process (no start time, no exe)."""
-        return self.start_time is None and not self.exe
+        return self.start_time is None and self.start_ticks is None and not self.exe
 
     def describe(self) -> str:
         """Short text for diffs: ``name: pid`` (the raw text when the PID is not valid)."""
@@ -115,6 +116,19 @@ def _number(value: Any) -> Optional[float]:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def _ticks(value: Any) -> Optional[int]:
+    """A start in clock ticks: a whole number of 0 or more, else None (not usable)."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if number < 0 or not number.is_integer():
+        return None
+    return int(number)
 
 
 def _text(value: Any) -> Optional[str]:
@@ -213,15 +227,13 @@ def _read_pidfile(path: str, name: str, pid_max: int) -> Optional[PidRecord]:
         record.raw_pid = data[:40].decode("utf-8", "replace")
         record.invalid_reason = f"pidfile is larger than {MAX_PIDFILE_BYTES} bytes"
         return record
+    # The PID is the first line; daemons write more after it (PostgreSQL's postmaster.pid: data
+    # directory, start time, port, socket directory...), which is not read. Garbage in the
+    # first line is still refused (invalid).
     text = data.decode("utf-8", "replace")
     lines = text.splitlines()
     first = lines[0].strip() if lines else ""
-    rest = [line for line in lines[1:] if line.strip()]
     record.raw_pid = first
-    if rest:
-        record.raw_pid = text.strip()
-        record.invalid_reason = "pidfile holds more than one line"
-        return record
     record.pid, record.invalid_reason = parse_pid(first, pid_max)
     return record
 
@@ -354,6 +366,7 @@ def _rows_to_records(rows: list, keys: list[str], source: str, pid_max: int) -> 
                 host=_text(values.get("host")),
                 exe=_text(values.get("exe")),
                 key=(values.get("name"), raw_pid),
+                start_ticks=_ticks(values.get("start_ticks")),
             )
         )
     return records

@@ -3,13 +3,24 @@
 
 Each probe returns ``ProbeResult(ok, detail)`` and never raises for network errors; the detail
 is what a person reads in the health report ("HTTP 200", "connection refused", ...).
+
+Every probe connection is made by ``probe_connection``, which registers it with
+``sockets.register_probe`` before connecting: other checks on the host (a sibling instance's
+health check, ``service``'s drain wait, ``cluster_data``) then do not count it as a client.
 """
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import (
+    register_probe,
+    unregister_probe,
+)
 
 DEFAULT_TIMEOUT = 3.0
 
@@ -42,10 +53,43 @@ def _error_detail(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {text}" if not isinstance(exc, OSError) else text
 
 
+@contextmanager
+def probe_connection(
+    host: str, port: int, timeout: float = DEFAULT_TIMEOUT
+) -> Iterator[socket.socket]:
+    """A TCP connection to ``host:port`` that other checks know is ours: the socket is bound to
+    a free local port first, registered (``sockets.register_probe``), then connected; the entry
+    is removed once the socket is closed. Raises OSError/ValueError like
+    ``socket.create_connection``."""
+    error: BaseException | None = None
+    for family, kind, proto, _name, address in socket.getaddrinfo(
+        host, port, 0, socket.SOCK_STREAM
+    ):
+        sock = socket.socket(family, kind, proto)
+        entry = None
+        try:
+            sock.settimeout(timeout)
+            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+            entry = register_probe(sock.getsockname()[1], port)
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            unregister_probe(entry)
+            error = exc
+            continue
+        try:
+            yield sock
+        finally:
+            sock.close()
+            unregister_probe(entry)
+        return
+    raise error if error is not None else OSError(f"cannot resolve {host}")
+
+
 def tcp_probe(host: str, port: int, timeout: float = DEFAULT_TIMEOUT) -> ProbeResult:
     """Open and close a TCP connection."""
     try:
-        with socket.create_connection((host, port), timeout=timeout):
+        with probe_connection(host, port, timeout=timeout):
             pass
     except (OSError, ValueError) as exc:
         return ProbeResult(False, f"TCP connect to {host}:{port} failed: {_error_detail(exc)}")
@@ -67,24 +111,28 @@ def http_probe(
     import http.client
     import ssl
 
-    connection: http.client.HTTPConnection
-    if tls:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
-    else:
-        connection = http.client.HTTPConnection(host, port, timeout=timeout)
     scheme = "HTTPS" if tls else "HTTP"
     try:
-        connection.request("GET", path or "/", headers={"User-Agent": "daemonops.suite health"})
-        response = connection.getresponse()
-        status = response.status
-        response.read(65536)
+        with probe_connection(host, port, timeout=timeout) as sock:
+            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+            if tls:
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+                connection.sock = context.wrap_socket(sock, server_hostname=host)
+            else:
+                connection.sock = sock
+            try:
+                connection.request(
+                    "GET", path or "/", headers={"User-Agent": "daemonops.suite health"}
+                )
+                response = connection.getresponse()
+                status = response.status
+                response.read(65536)
+            finally:
+                connection.close()
     except (OSError, http.client.HTTPException, ValueError) as exc:
         return ProbeResult(False, f"{scheme} GET {path} failed: {_error_detail(exc)}")
-    finally:
-        connection.close()
     if expected_status is not None and status != expected_status:
         return ProbeResult(False, f"{scheme} {status}, expected {expected_status}")
     return ProbeResult(True, f"{scheme} {status}")

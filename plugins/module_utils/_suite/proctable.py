@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 
 PSUTIL_MISSING = (
-    "the psutil Python library is required on the target: install python3-psutil (or pip "
-    "install psutil) for the interpreter Ansible uses there"
+    "this target has no Linux /proc to read, so the psutil Python library is required: install "
+    f"it for {sys.executable or 'the interpreter Ansible uses there'} (python3-psutil, or "
+    f"{sys.executable or 'python3'} -m pip install psutil)"
 )
 
 try:
@@ -134,13 +135,23 @@ def parse_real_uid(status: bytes) -> int | None:
     return int(fields[0]) if fields else None
 
 
+DELETED_SUFFIX = " (deleted)"
+
+
 def clean_exe_link(link: str) -> str:
     """The ``/proc/PID/exe`` link target as psutil returns it: anything after a NUL is cut and a
     `` (deleted)`` suffix is dropped unless a file of that exact name exists."""
+    return split_exe_link(link)[0]
+
+
+def split_exe_link(link: str) -> tuple[str, bool]:
+    """``(path, deleted)`` of a ``/proc/PID/exe`` link target: ``deleted`` is True when the
+    kernel marked the binary `` (deleted)`` (removed or replaced on disk while the process runs,
+    e.g. by a package upgrade); the path is the one the process was started from."""
     link = link.split("\x00")[0]
-    if link.endswith(" (deleted)") and not os.path.exists(link):
-        link = link[:-10]
-    return link
+    if link.endswith(DELETED_SUFFIX) and not os.path.exists(link):
+        return link[: -len(DELETED_SUFFIX)], True
+    return link, False
 
 
 def extend_name(comm: str, cmdline: Iterable[str] | None) -> str:
@@ -211,6 +222,7 @@ class _ProcReader:
         letter: str | None = None
         ppid: int | None = None
         create_time: float | None = None
+        start_ticks: int | None = None
         if stat is not None:
             comm, letter, ppid, start_ticks = parse_stat(stat)
             create_time = start_ticks / self.clock_ticks + self.boot_time
@@ -218,7 +230,7 @@ class _ProcReader:
         cmdline = tuple(parse_cmdline(raw_cmdline)) if raw_cmdline is not None else ()
         status_file = self._field(base + "/status")
         uid = parse_real_uid(status_file) if status_file is not None else None
-        exe = self._exe(base, cmdline, letter)
+        exe, exe_read, exe_deleted = self._exe(base, cmdline, letter)
         return ProcInfo(
             pid=pid,
             ppid=ppid,
@@ -228,20 +240,30 @@ class _ProcReader:
             create_time=create_time,
             status=PROC_STATUSES.get(letter, "?") if letter is not None else None,
             username=self.username(uid),
+            uid=uid,
+            comm=comm,
+            start_ticks=start_ticks,
+            exe_read=exe_read,
+            exe_deleted=exe_deleted,
         )
 
     @staticmethod
-    def _exe(base: str, cmdline: tuple[str, ...], letter: str | None) -> str | None:
+    def _exe(
+        base: str, cmdline: tuple[str, ...], letter: str | None
+    ) -> tuple[str | None, bool, bool]:
+        """``(exe, read, deleted)``: ``read`` is False when the link could not be read and
+        ``exe`` is psutil's guess from argv[0] (which a process chooses itself)."""
         try:
-            return clean_exe_link(os.readlink(base + "/exe"))
+            path, deleted = split_exe_link(os.readlink(base + "/exe"))
+            return path, True, deleted
         except _GONE as exc:
             if not os.path.lexists(base):
                 raise _Vanished(base) from exc
             if letter == "Z":
-                return None
-            return _guess_exe(cmdline)  # kernel threads: no exe, no cmdline
+                return None, False, False
+            return _guess_exe(cmdline), False, False  # kernel threads: no exe, no cmdline
         except OSError:  # access denied
-            return _guess_exe(cmdline)
+            return _guess_exe(cmdline), False, False
 
     def scan(self) -> list[ProcInfo]:
         processes = []
@@ -284,6 +306,52 @@ class ProcInfo:
     create_time: float | None
     status: str | None
     username: str | None
+    uid: int | None = None
+    comm: str | None = None  # the kernel's name (15 characters at most), None if unknown
+    start_ticks: int | None = None  # start time in clock ticks since boot (/proc/PID/stat 22)
+    exe_read: bool = True  # False: exe is unknown or only guessed from argv[0]
+    exe_deleted: bool = False  # the binary was removed or replaced on disk since it started
+
+    @property
+    def argv0(self) -> str | None:
+        """argv[0] as the process shows it (its own choice: may be any text)."""
+        if self.cmdline and self.cmdline[0]:
+            return self.cmdline[0]
+        return None
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What the process *is*, for reports: ``{pid, exe, comm, argv0}``. ``exe`` is None when
+        the executable link cannot be read (then it is never guessed from argv[0]); ``argv0`` is
+        None when it names the same program as ``exe`` (nothing to add)."""
+        exe = self.exe if self.exe_read else None
+        argv0 = self.argv0
+        if argv0 is not None and exe is not None:
+            first = argv0.split(" ", 1)[0]
+            if first == exe or os.path.basename(first) == os.path.basename(exe):
+                argv0 = None
+        return {
+            "pid": self.pid,
+            "exe": exe,
+            "exe_deleted": self.exe_deleted,
+            "comm": self.comm if self.comm is not None else (self.name or None),
+            "argv0": argv0,
+        }
+
+    @property
+    def true_label(self) -> str:
+        """``/usr/bin/python3.11[4242] (argv[0] bacula-sd)``: the process named by its executable
+        (or comm when the executable cannot be read), with argv[0] when that differs."""
+        ident = self.identity
+        what = ident["exe"] or ident["comm"] or "?"
+        if ident["exe"] and ident["exe_deleted"]:
+            what += " (deleted)"
+        extra = []
+        if ident["exe"] is None and self.exe_read is False:
+            extra.append("executable unreadable")
+        if ident["argv0"] is not None and os.path.basename(ident["argv0"]) != what:
+            extra.append(f"argv[0] {ident['argv0']}")
+        return f"{what}[{self.pid}]" + (f" ({', '.join(extra)})" if extra else "")
 
     @property
     def cmdline_str(self) -> str:
@@ -322,6 +390,10 @@ class ProcInfo:
             create_time=info.get("create_time"),
             status=info.get("status"),
             username=info.get("username"),
+            uid=info.get("uid"),
+            comm=info.get("comm"),
+            start_ticks=info.get("start_ticks"),
+            exe_read=bool(info.get("exe")),
         )
 
 
@@ -435,6 +507,20 @@ class ProcessTable:
             if daemon.matches(proc.cmdline, proc.exe, instance) and not self.in_nested_pid_ns(
                 proc.pid
             ):
+                found.append(proc)
+        found.sort(key=lambda proc: (proc.create_time or 0.0, proc.pid))
+        return found
+
+    def named(self, daemon: Daemon, instance: str | None = None) -> list[ProcInfo]:
+        """The live processes that carry ``daemon``'s name: its ``match.cmdline`` regex (and
+        ``instance`` in the command line), whatever their executable, user or ancestry; the
+        other rules are judged by ``identity.Identifier``. Same exclusions and order as
+        ``matching``."""
+        found = []
+        for proc in self._by_pid.values():
+            if proc.pid in self.excluded or proc.is_zombie or not proc.cmdline:
+                continue
+            if daemon.matches(proc.cmdline, None, instance) and not self.in_nested_pid_ns(proc.pid):
                 found.append(proc)
         found.sort(key=lambda proc: (proc.create_time or 0.0, proc.pid))
         return found

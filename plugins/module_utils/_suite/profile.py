@@ -55,7 +55,8 @@ _DAEMON_KEYS = (
     "systemd_unit",
     "log_file",
 )
-_MATCH_KEYS = ("cmdline", "exe")
+_MATCH_KEYS = ("cmdline", "exe", "user")
+_USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*\$?$")
 _PORT_KEYS = ("port", "probe")
 _PROBE_KEYS = ("type", "path", "status", "tls", "timeout")
 _COUNT_KEYS = ("min", "max")
@@ -108,6 +109,7 @@ class Daemon:
     enabled: bool = True
     systemd_unit: t.Optional[str] = None
     log_file: t.Optional[str] = None
+    user: t.Optional[t.Union[int, str]] = None  # match.user: uid number or user name
 
     @property
     def port_numbers(self) -> list[int]:
@@ -139,6 +141,8 @@ class Daemon:
         match: dict[str, str] = {"cmdline": self.cmdline_regex.pattern}
         if self.exe_regex is not None:
             match["exe"] = self.exe_regex.pattern
+        if self.user is not None:
+            match["user"] = self.user  # type: ignore[assignment]
         result: dict[str, t.Any] = {
             "name": self.name,
             "description": self.description,
@@ -685,6 +689,7 @@ def _daemon(ctx: _Ctx, index: int, value: t.Any, suite_roles: tuple[str, ...]) -
     exe_regex = None
     if match.get("exe") is not None:
         exe_regex = _regex(dctx, "match.exe", match["exe"])
+    user = _match_user(dctx, match.get("user"))
     ancestor = _opt_string(dctx, "ancestor", data.get("ancestor"))
     ports_value = data.get("ports")
     ports: list[Port] = []
@@ -735,7 +740,26 @@ def _daemon(ctx: _Ctx, index: int, value: t.Any, suite_roles: tuple[str, ...]) -
             if data.get("log_file") is not None
             else None
         ),
+        user=user,
     )
+
+
+def _match_user(ctx: _Ctx, value: t.Any) -> t.Optional[t.Union[int, str]]:
+    """``match.user``: a uid (0 or more) or a user name; None when not set."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        ctx.fail("match.user", f"must be a uid number or a user name, got {_type_name(value)}")
+    if isinstance(value, int):
+        if value < 0:
+            ctx.fail("match.user", f"uid {value} must be 0 or more")
+        return value
+    name = _string(ctx, "match.user", value)
+    if name.isdigit():
+        return int(name)
+    if not _USER_RE.match(name):
+        ctx.fail("match.user", f"{name!r} is not a user name ([A-Za-z_][A-Za-z0-9_.-]*$?)")
+    return name
 
 
 def _check_ancestry(ctx: _Ctx, daemons: t.Sequence[Daemon]) -> None:

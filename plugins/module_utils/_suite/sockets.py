@@ -11,6 +11,15 @@ the ESTABLISHED lines whose local port is listened on (filtered on the hex port,
 address is decoded); the owners of just those sockets are found through ``/proc/PID/fd``. The
 result is what ``psutil.net_connections(kind="tcp")`` gives, which is used where ``/proc/net/tcp``
 cannot be read.
+
+Our own probes are not clients. ``probes.py`` registers each probe connection here before it
+connects (``register_probe``: a file named ``<probe's local port>-<server port>`` holding the
+probe's pid, in ``probe_registry_dir()``) and removes the entry once the connection is closed;
+``SocketTable.scan()`` leaves the registered connections out of ``connections`` (and counts them
+in ``probe_connections``). So a health check, an audit, ``service``'s drain wait or
+``cluster_data`` running next to another check never counts that check's probe as a client.
+Only entries of a live process, owned by root or by the user reading them, in a directory only
+their owner can write, are honoured (nobody else can hide a real client this way).
 """
 
 from __future__ import annotations
@@ -18,8 +27,10 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import stat
 import struct
 import sys
+import tempfile
 from collections import namedtuple
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,8 +38,9 @@ from dataclasses import dataclass, field
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 
 PSUTIL_MISSING = (
-    "the psutil Python library is required on the target: install python3-psutil (or pip "
-    "install psutil) for the interpreter Ansible uses there"
+    "this target has no Linux /proc to read, so the psutil Python library is required: install "
+    f"it for {sys.executable or 'the interpreter Ansible uses there'} (python3-psutil, or "
+    f"{sys.executable or 'python3'} -m pip install psutil)"
 )
 
 try:
@@ -46,6 +58,103 @@ HEX_ESTABLISHED = "01"
 _HEX_STATES = {HEX_LISTEN: LISTEN, HEX_ESTABLISHED: ESTABLISHED}
 _LITTLE_ENDIAN = sys.byteorder == "little"
 _READ_SIZE = 1 << 18
+
+PROBE_DIR_ENV = "DAEMONOPS_SUITE_PROBE_DIR"
+_ROOT_PROBE_DIR = "/run/daemonops-suite-probes"
+
+
+def probe_registry_dir(uid: int | None = None) -> str:
+    """Where the probes of user ``uid`` (default: this process's) register their connections:
+    ``/run/daemonops-suite-probes`` for root, ``$TMPDIR/daemonops-suite-probes-<uid>`` for other
+    users; ``DAEMONOPS_SUITE_PROBE_DIR`` overrides both (tests)."""
+    override = os.environ.get(PROBE_DIR_ENV)
+    if override:
+        return override
+    uid = os.geteuid() if uid is None else uid
+    if uid == 0:
+        return _ROOT_PROBE_DIR
+    return os.path.join(tempfile.gettempdir(), f"daemonops-suite-probes-{uid}")
+
+
+def _trusted_dir(path: str, uids: set[int]) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(st.st_mode)
+        and st.st_uid in uids
+        and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
+
+
+def register_probe(local_port: int, server_port: int) -> str | None:
+    """Record that this process's connection from ``local_port`` to ``server_port`` is a probe;
+    returns the entry's path for ``unregister_probe`` (None when it cannot be recorded: the
+    probe then runs anyway and may be counted as a client by a check running at that moment)."""
+    directory = probe_registry_dir()
+    try:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        if not _trusted_dir(directory, {os.geteuid()}):
+            return None
+        path = os.path.join(directory, f"{int(local_port)}-{int(server_port)}")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        try:
+            os.write(fd, str(os.getpid()).encode("ascii"))
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    return path
+
+
+def unregister_probe(path: str | None) -> None:
+    if path:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def registered_probes() -> set[tuple[int, int]]:
+    """``(probe's local port, server port)`` of the probe connections open right now (entries of
+    live processes, owned by root or by this user, see the module's docstring)."""
+    uids = {0, os.geteuid()}
+    found: set[tuple[int, int]] = set()
+    for directory in {probe_registry_dir(uid) for uid in uids}:
+        if not _trusted_dir(directory, uids):
+            continue
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for name in names:
+            local, _sep, server = name.partition("-")
+            if not (local.isdigit() and server.isdigit()):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                st = os.lstat(path)
+                if not stat.S_ISREG(st.st_mode) or st.st_uid not in uids:
+                    continue
+                with open(path, encoding="ascii") as handle:
+                    pid = int(handle.read(32).strip() or "0")
+            except (OSError, ValueError):
+                continue
+            if pid > 0 and _alive(pid):
+                found.add((int(local), int(server)))
+    return found
+
 
 # The shape of psutil's ``sconn`` that ``SocketTable.from_entries`` reads.
 ProcConn = namedtuple("ProcConn", "fd family type laddr raddr status pid")
@@ -178,6 +287,35 @@ def scan_proc_net(proc: str = PROC) -> list[ProcConn]:
     ]
 
 
+def established_on_ports(ports: Iterable[int], proc: str = PROC) -> list[tuple[int, str]]:
+    """``(local port, peer)`` of every ESTABLISHED connection whose local port is one of
+    ``ports``, listener or not (an accepted connection outlives its listener), read from
+    ``/proc/net/tcp*`` (OSError when that cannot be read); our own probes are left out."""
+    wanted = {f"{int(port):04X}": int(port) for port in ports}
+    if not wanted:
+        return []
+    tables = [(socket.AF_INET, read_tcp_table(f"{proc}/net/tcp"))]
+    try:
+        tables.append((socket.AF_INET6, read_tcp_table(f"{proc}/net/tcp6")))
+    except FileNotFoundError:
+        pass
+    probes = registered_probes()
+    found = []
+    for family, lines in tables:
+        for line in lines:
+            fields = line.split(None, 4)
+            if len(fields) < 4 or fields[3] != HEX_ESTABLISHED:
+                continue
+            port = wanted.get(fields[1].rpartition(":")[2])
+            if port is None:
+                continue
+            remote = decode_address(fields[2], family)
+            if not remote or (remote[1], port) in probes:
+                continue
+            found.append((port, format_endpoint(remote[0], remote[1])))
+    return found
+
+
 def family_name(family: int) -> str:
     return "ipv6" if family == socket.AF_INET6 else "ipv4"
 
@@ -217,11 +355,13 @@ class SocketTable:
     connections: dict[int, list[Connection]] = field(default_factory=dict)
     available: bool = True
     error: str | None = None
+    probe_connections: int = 0  # our own probes' connections, left out of ``connections``
 
     @classmethod
     def scan(cls, use_procfs: bool | None = None) -> SocketTable:
         """Read the TCP sockets once. ``use_procfs``: None (default) reads ``/proc/net/tcp*``
-        directly and falls back to psutil when that cannot be read; False forces psutil."""
+        directly and falls back to psutil when that cannot be read; False forces psutil.
+        Connections of our own probes (``registered_probes()``) are not clients."""
         if use_procfs is None or use_procfs:
             try:
                 entries = scan_proc_net(PROC)
@@ -229,7 +369,7 @@ class SocketTable:
                 if use_procfs:
                     raise
             else:
-                return cls.from_entries(entries)
+                return cls.from_entries(entries, probes=registered_probes())
         return cls._scan_psutil()
 
     @classmethod
@@ -243,17 +383,20 @@ class SocketTable:
                 f"cannot read the socket table ({exc.__class__.__name__}); run the task with"
                 " become: true"
             )
-        return cls.from_entries(entries)
+        return cls.from_entries(entries, probes=registered_probes())
 
     @classmethod
     def unavailable(cls, error: str) -> SocketTable:
         return cls(available=False, error=error)
 
     @classmethod
-    def from_entries(cls, entries: Iterable) -> SocketTable:
+    def from_entries(
+        cls, entries: Iterable, probes: set[tuple[int, int]] | None = None
+    ) -> SocketTable:
         """Build the table from psutil ``sconn`` tuples (fd, family, type, laddr, raddr, status,
         pid). Listeners are read first, so a connection is only kept when its local port is
-        listened on (the server side)."""
+        listened on (the server side). A connection whose ``(peer port, local port)`` is in
+        ``probes`` is one of our own probes: counted in ``probe_connections``, not kept."""
         entries = list(entries)
         table = cls()
         seen_listeners: set[tuple[int, str, int | None]] = set()
@@ -274,6 +417,9 @@ class SocketTable:
                 continue
             ip, port = entry.laddr[0], entry.laddr[1]
             if port not in table.listening:
+                continue
+            if probes and (entry.raddr[1], port) in probes:
+                table.probe_connections += 1
                 continue
             peer = format_endpoint(entry.raddr[0], entry.raddr[1])
             key = (port, ip, peer, entry.pid)

@@ -4,7 +4,11 @@
 Never sends a signal and never uses an invalid record as a PID: the only action this class takes
 is ``pidstore.remove_record`` on a record judged ``stale`` (or ``invalid`` with
 ``remove_invalid``).  ``unknown`` records (refused pidfiles, other hosts, permission denied) are
-always left alone.
+always left alone, and so is - whatever the verdict and ``remove_invalid`` say - a record whose
+PID is a live process passing every rule of its daemon (``identity.Identifier``).
+
+The processes are read in one pass (``ProcessTable.scan``: ``/proc`` directly on Linux, psutil
+elsewhere), so the module needs no psutil on a Linux target.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit 
     skip_if_check_mode,
     trigger_change,
 )
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable import ProcessTable
 
 STORE_KEYS = ("type", "path", "table", "dsn", "columns", "pattern", "files")
 
@@ -58,6 +63,9 @@ class StalePids(SuiteAction):
         limit = self._limit(params.get("daemons"), daemons)
         host = identity.HostFacts.local()
         absent = params.get("state") == "absent"
+        instance = params.get("instance")
+        table = ProcessTable.scan()
+        ident = identity.Identifier(table, daemons, instance)
 
         entries: list[dict[str, Any]] = []
         before: list[str] = []
@@ -66,11 +74,17 @@ class StalePids(SuiteAction):
             daemon = identity.daemon_for(record.name, daemons)
             if limit is not None and (daemon is None or daemon.name not in limit):
                 continue
-            verdict = identity.judge(record, daemon, instance=params.get("instance"), host=host)
+            verdict = identity.judge(record, daemon, table, instance=instance, host=host)
             removable = verdict.status == identity.STALE or (
                 verdict.status == identity.INVALID and params.get("remove_invalid")
             )
             reason = verdict.reason
+            if removable and daemon is not None and ident.is_member(daemon, record.pid):
+                removable = False
+                reason = (
+                    f"{reason}; kept: PID {record.pid} is a live process passing every rule of "
+                    f"daemon {daemon.name!r}"
+                )
             removed = False
             would_remove = absent and removable
             if would_remove:

@@ -63,7 +63,9 @@ def tree(tmp_path: Path) -> Path:
 @pytest.fixture
 def blockers(monkeypatch):
     found = {"daemons": [], "clients": []}
-    monkeypatch.setattr(cluster, "running_daemons", lambda daemons, instance: found["daemons"])
+    monkeypatch.setattr(
+        cluster, "scan_daemons", lambda daemons, instance: (list(found["daemons"]), [])
+    )
     monkeypatch.setattr(cluster, "connected_clients", lambda ports: found["clients"])
     return found
 
@@ -88,7 +90,7 @@ def test_path_is_validated_before_processes_are_looked_at(monkeypatch):
     def boom(*_args):
         raise AssertionError("must not scan before the path is validated")
 
-    monkeypatch.setattr(cluster, "running_daemons", boom)
+    monkeypatch.setattr(cluster, "scan_daemons", boom)
     with pytest.raises(UnsafePathError, match="top-level system directory"):
         run({"path": "/var", "depth": 2})
 
@@ -129,7 +131,9 @@ def test_connected_clients_counts_server_side_established_only(monkeypatch):
         Conn(7, 2, 1, Addr("10.0.0.1", 597), Addr("10.0.0.4", 2601), "ESTABLISHED", 12),
     ]
     monkeypatch.setattr(cluster.psutil, "net_connections", lambda kind: entries)
-    assert cluster.connected_clients({596}) == ["client 10.0.0.2:2592 is connected to port 596"]
+    assert cluster.connected_clients({596}, use_procfs=False) == [
+        "client 10.0.0.2:2592 is connected to port 596"
+    ]
     assert cluster.connected_clients(set()) == []
 
 
@@ -138,7 +142,7 @@ def test_unreadable_socket_table_blocks(monkeypatch):
         raise cluster.psutil.AccessDenied()
 
     monkeypatch.setattr(cluster.psutil, "net_connections", denied)
-    assert "cannot read the socket table" in cluster.connected_clients({596})[0]
+    assert "cannot read the socket table" in cluster.connected_clients({596}, use_procfs=False)[0]
 
 
 def test_running_daemons_ignores_this_process_and_its_ancestors():

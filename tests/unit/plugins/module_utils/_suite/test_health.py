@@ -215,6 +215,7 @@ def test_all_online():
             "clients": 0,
             "peers": [],
             "probe": {"ok": True, "detail": "HTTP 200"},
+            "holders": [],
         },
         {
             "port": 11001,
@@ -225,6 +226,7 @@ def test_all_online():
             "clients": 0,
             "peers": [],
             "probe": None,
+            "holders": [],
         },
     ]
     assert calls == [("http", "127.0.0.1", 11000, 5.0)]  # the profile's default timeout
@@ -245,8 +247,19 @@ def test_offline_daemon_is_named_and_fails():
     assert result["status"] == "FAILURE"
     # the utl child still holds 11001 but is not a descendant of a running stpd any more
     assert stpd["state"] == "offline"
-    assert stpd["problems"] == ["stpd offline", "stpd port 11001 held by sm_stpd_utl_main[121]"]
-    assert result["msg"] == "stpd offline; stpd port 11001 held by sm_stpd_utl_main[121]"
+    # held by what it is: its executable, with argv[0] next to it
+    utl = "/usr/bin/x[121] (argv[0] sm_stpd_utl_main)"
+    assert stpd["problems"] == ["stpd offline", f"stpd port 11001 held by {utl}"]
+    assert result["msg"] == f"stpd offline; stpd port 11001 held by {utl}"
+    assert stpd["ports"][1]["holders"] == [
+        {
+            "pid": 121,
+            "exe": "/usr/bin/x",
+            "exe_deleted": False,
+            "comm": "sm_stpd_utl_mai",
+            "argv0": "sm_stpd_utl_main",
+        }
+    ]
     assert "stpd : offline" in result["status_lines"]
     assert stpd["pids"] == [] and stpd["start_time"] is None and stpd["uptime"] is None
     assert stpd["ancestry"] == {"expected": "qm", "ok": None, "chain": []}
@@ -258,9 +271,10 @@ def test_port_held_by_another_process_degrades_and_names_the_holder():
     result = check(socks=socks)
     ui = result["daemons"]["ui"]
     assert ui["state"] == "degraded"
-    assert ui["problems"] == ["ui port 11401 held by nginx:[812]"]
-    assert ui["ports"][0]["owned"] is False and ui["ports"][0]["holder"] == "nginx:[812]"
-    assert result["msg"] == "ui port 11401 held by nginx:[812]"
+    nginx = "/usr/bin/x[812] (argv[0] nginx: master process)"
+    assert ui["problems"] == [f"ui port 11401 held by {nginx}"]
+    assert ui["ports"][0]["owned"] is False and ui["ports"][0]["holder"] == nginx
+    assert result["msg"] == f"ui port 11401 held by {nginx}"
     assert "ui [   130]: degraded" in result["status_lines"]
 
 
@@ -315,13 +329,26 @@ def test_instance_count_outside_range():
 def test_wrong_ancestry():
     procs = [p for p in healthy_procs() if p.pid != 141] + [P(141, 1, "sm_data_server", "3")]
     ds = check(procs)["daemons"]["data_server"]
-    assert ds["state"] == "degraded"
-    assert ds["ancestry"] == {"expected": "qm", "ok": False, "chain": [141, 1]}
-    assert ds["problems"] == ["data_server sm_data_server[141] not a descendant of qm"]
+    # a process outside qm's tree is not an instance: not counted, reported as an impostor
+    assert ds["state"] == "degraded" and ds["pids"] == [140] and ds["count"] == 1
+    assert ds["ancestry"] == {"expected": "qm", "ok": True, "chain": [140, 100]}
+    assert ds["problems"] == ["data_server: 1 instance(s) running, expected at least 2"]
+    assert ds["impostors"] == [
+        {
+            "pid": 141,
+            "exe": "/usr/bin/x",
+            "exe_deleted": False,
+            "comm": "sm_data_server",
+            "argv0": "sm_data_server",
+            "reason": "not a descendant of qm",
+        }
+    ]
     no_qm = [p for p in procs if p.pid != 100]
     ds = check(no_qm)["daemons"]["data_server"]
-    assert ds["ancestry"]["ok"] is False
-    assert "not a descendant of qm (qm not running)" in ds["problems"][0]
+    assert ds["state"] == "offline" and ds["count"] == 0
+    assert ds["ancestry"] == {"expected": "qm", "ok": False, "chain": [140, 100]}  # 100 gone
+    assert [i["reason"] for i in ds["impostors"]] == ["not a descendant of qm (qm not running)"] * 2
+    assert ds["problems"][0].startswith("data_server offline (named like it but not data_server: ")
 
 
 def test_count_min_zero_is_online_without_process():

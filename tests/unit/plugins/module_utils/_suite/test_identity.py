@@ -197,3 +197,180 @@ def test_psutil_facts_of_a_real_process(sleeper):
     other = record(pid=sleeper.pid, name="sms")
     assert identity.judge(other, SMS).status == "stale"
     assert identity.judge(record(pid=sleeper.pid, start_time=created - 5), QM).status == "stale"
+
+
+# ----------------------------------------------------------------------------- boot-relative starts
+
+
+@dataclass
+class TickProc(FakeProc):
+    start_ticks: Optional[int] = 5000
+
+
+def test_same_start_ticks_is_live_whatever_the_wall_clock_says():
+    # the wall clock was stepped an hour: create_time moved, the ticks since boot did not
+    proc = TickProc(4242, ("refsuite-qm",), create_time=4600.0, start_ticks=5000)
+    rec = record(start_time=1000.0, start_ticks=5000, boot_id="boot-now")
+    verdict = judge(rec, QM, proc)
+    assert verdict.status == "live", verdict.reason
+
+
+def test_other_start_ticks_is_stale_even_with_the_same_epoch_start():
+    proc = TickProc(4242, ("refsuite-qm",), create_time=1000.0, start_ticks=5001)
+    verdict = judge(record(start_time=1000.0, start_ticks=5000, boot_id="boot-now"), QM, proc)
+    assert verdict.status == "stale"
+    assert "started 5001 clock ticks after boot, the record says 5000" in verdict.reason
+
+
+def test_start_ticks_of_another_boot_are_never_compared():
+    proc = TickProc(4242, ("refsuite-qm",), start_ticks=5000)
+    verdict = judge(record(start_ticks=5000, boot_id="boot-before"), QM, proc)
+    assert verdict.status == "stale" and "another boot" in verdict.reason
+
+
+def test_start_ticks_without_a_boot_id_are_compared():
+    proc = TickProc(4242, ("refsuite-qm",), start_ticks=7)
+    assert judge(record(start_ticks=7), QM, proc).status == "live"
+    assert judge(record(start_ticks=8), QM, proc).status == "stale"
+
+
+def test_unreadable_ticks_fall_back_to_the_epoch_start_or_unknown():
+    proc = TickProc(4242, ("refsuite-qm",), create_time=1000.5, start_ticks=None)
+    assert judge(record(start_time=1000.0, start_ticks=5000), QM, proc).status == "live"
+    assert judge(record(start_ticks=5000), QM, proc).status == "unknown"
+
+
+def test_old_form_record_is_still_judged_on_its_epoch_start():
+    proc = TickProc(4242, ("refsuite-qm",), create_time=1003.0, start_ticks=5000)
+    verdict = judge(record(start_time=1000.0, boot_id="boot-now"), QM, proc)
+    assert verdict.status == "stale" and "(+3.0 s)" in verdict.reason
+
+
+def test_a_record_with_ticks_is_not_only_a_pid():
+    assert not record(start_ticks=1).only_pid and record().only_pid
+
+
+# ----------------------------------------------------------------------------- process rules
+
+RULES = load_profile(
+    {
+        "suite": {"name": "t", "roles": ["s"]},
+        "daemons": [
+            {
+                "name": "master",
+                "roles": ["s"],
+                "match": {"cmdline": "^master( |$)", "exe": "^/opt/t/bin/master$", "user": "root"},
+            },
+            {
+                "name": "worker",
+                "roles": ["s"],
+                "match": {"cmdline": "^worker( |$)", "user": 0},
+                "ancestor": "master",
+            },
+        ],
+    },
+    "test",
+)
+MASTER, WORKER = RULES.daemon("master"), RULES.daemon("worker")
+
+
+@dataclass
+class RuleProc:
+    pid: int
+    ppid: int
+    cmdline: tuple
+    exe: Optional[str] = "/opt/t/bin/master"
+    uid: Optional[int] = 0
+    username: Optional[str] = "root"
+    exe_read: bool = True
+    exe_deleted: bool = False
+    comm: str = "x"
+
+    @property
+    def identity(self) -> dict:
+        return {"pid": self.pid, "exe": self.exe, "comm": self.comm}
+
+
+class RuleTable:
+    def __init__(self, *procs: RuleProc) -> None:
+        self.procs = {proc.pid: proc for proc in procs}
+
+    def named(self, daemon, instance=None):
+        return [p for p in self.procs.values() if daemon.matches(p.cmdline, None, instance)]
+
+    def ancestors(self, pid):
+        chain, proc = [], self.procs.get(pid)
+        while proc is not None and proc.ppid:
+            chain.append(proc.ppid)
+            proc = self.procs.get(proc.ppid)
+        return chain
+
+
+def test_rule_failure_names_the_failing_rule():
+    ok = RuleProc(10, 1, ("master",))
+    assert identity.rule_failure(MASTER, ok) == (None, [])
+    renamed = RuleProc(11, 1, ("master",), exe="/usr/bin/python3.11")
+    reason, _notes = identity.rule_failure(MASTER, renamed)
+    assert reason == "executable /usr/bin/python3.11 does not match match.exe '^/opt/t/bin/master$'"
+    other_user = RuleProc(12, 1, ("master",), uid=65534, username="nobody")
+    reason, _notes = identity.rule_failure(MASTER, other_user)
+    assert reason == "runs as nobody (uid 65534), match.user is 'root'"
+
+
+def test_unreadable_exe_is_a_note_not_a_rejection():
+    guessed = RuleProc(13, 1, ("master",), exe="/opt/t/bin/master", exe_read=False)
+    reason, notes = identity.rule_failure(MASTER, guessed)
+    assert reason is None
+    assert notes == [
+        "PID 13: executable unreadable (another user's process; run with become: true), "
+        "match.exe not verified"
+    ]
+
+
+def test_replaced_binary_passes_the_exe_rule():
+    upgraded = RuleProc(14, 1, ("master",), exe_deleted=True)
+    assert identity.rule_failure(MASTER, upgraded)[0] is None
+
+
+def test_identifier_applies_every_rule_before_counting():
+    table = RuleTable(
+        RuleProc(10, 1, ("master",)),
+        RuleProc(20, 10, ("worker",)),
+        RuleProc(30, 1, ("worker",)),  # outside master's tree
+        RuleProc(40, 1, ("master",), exe="/usr/bin/bash"),  # renamed shell
+        RuleProc(50, 40, ("worker",)),  # under the impostor master
+    )
+    ident = identity.Identifier(table, {"master": MASTER, "worker": WORKER})
+    assert [p.pid for p in ident.members(MASTER)] == [10]
+    assert [p.pid for p, _r in ident.impostors(MASTER)] == [40]
+    assert [p.pid for p in ident.members(WORKER)] == [20]
+    assert [(p.pid, r) for p, r in ident.impostors(WORKER)] == [
+        (30, "not a descendant of master"),
+        (50, "not a descendant of master"),
+    ]
+    assert ident.is_member(WORKER, 20) and not ident.is_member(WORKER, 30)
+
+
+def test_identifier_says_when_the_ancestor_is_not_running():
+    table = RuleTable(RuleProc(20, 1, ("worker",)))
+    ident = identity.Identifier(table, {"master": MASTER, "worker": WORKER})
+    assert ident.impostors(WORKER)[0][1] == "not a descendant of master (master not running)"
+
+
+def test_missing_psutil_error_names_the_interpreter():
+    error = identity.psutil_missing()
+    assert isinstance(error, identity.SuiteError)
+    assert sys.executable in error.msg and "pip install psutil" in error.msg
+
+
+def test_user_rule_with_only_a_user_name_known():
+    # the psutil path gives the user name, not the uid
+    by_name = RuleProc(15, 1, ("worker",), uid=None, username="root")
+    assert identity.rule_failure(WORKER, by_name)[0] is None  # match.user: 0
+    nobody = RuleProc(16, 1, ("worker",), uid=None, username="nobody")
+    assert "match.user is 0" in identity.rule_failure(WORKER, nobody)[0]
+    unreadable = RuleProc(17, 1, ("worker",), uid=None, username=None)
+    assert identity.rule_failure(WORKER, unreadable) == (
+        None,
+        ["PID 17: user unreadable, match.user not verified"],
+    )

@@ -79,11 +79,18 @@ def test_pidfile_directory_reads_every_pid_file(tmp_path):
     assert "not a decimal" in by_name["sms"].invalid_reason
 
 
-def test_pidfile_with_two_lines_is_invalid(tmp_path):
-    _pidfile(tmp_path, "qm", "12\n34\n")
+def test_multi_line_pidfile_gives_the_pid_of_its_first_line(tmp_path):
+    # PostgreSQL's postmaster.pid: PID, data directory, start time, port, socket directory...
+    _pidfile(tmp_path, "qm", "4242\n/var/lib/postgresql/15/main\n1700000000\n5432\n/run\n")
+    (record,) = pidstore.read_records({"type": "pidfile", "path": str(tmp_path)}, PID_MAX)
+    assert (record.pid, record.invalid_reason, record.raw_pid) == (4242, None, "4242")
+
+
+def test_garbage_in_the_first_line_is_still_invalid(tmp_path):
+    _pidfile(tmp_path, "qm", "12 34\n5432\n")
     (record,) = pidstore.read_records({"type": "pidfile", "path": str(tmp_path)}, PID_MAX)
     assert record.pid is None
-    assert "more than one line" in record.invalid_reason
+    assert "not a decimal number" in record.invalid_reason
 
 
 def test_named_pidfiles_and_missing_ones(tmp_path):

@@ -168,6 +168,11 @@ def test_scan_procfs_reads_every_field(fake_proc, tmp_path):
         create_time=BTIME + 250 / TICKS,
         status="sleeping",
         username=me,
+        uid=os.getuid(),
+        comm="fastscan-longer",
+        start_ticks=250,
+        exe_read=True,
+        exe_deleted=False,
     )
     assert found[11].cmdline == ("refsuite-qm", "--config", "/x.ini")
     assert found[11].status == "running" and found[11].exe is None

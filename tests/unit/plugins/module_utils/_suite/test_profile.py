@@ -774,3 +774,26 @@ def test_load_profile_file_errors(tmp_path: t.Any) -> None:
     with pytest.raises(ProfileError) as info:
         load_profile_file(str(wrong))
     assert str(info.value) == f"{wrong}: daemon 'd': match: missing required field"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("root", "root"), (0, 0), ("998", 998), ("bacula", "bacula")]
+)
+def test_match_user_is_a_uid_or_a_user_name(value, expected):
+    data = {
+        "suite": {"name": "t", "roles": ["s"]},
+        "daemons": [{"name": "d", "roles": ["s"], "match": {"cmdline": "^d", "user": value}}],
+    }
+    daemon = load_profile(data).daemon("d")
+    assert daemon.user == expected
+    assert daemon.to_dict()["match"]["user"] == expected
+
+
+@pytest.mark.parametrize("value", [-1, True, "no spaces allowed", ""])
+def test_bad_match_user_is_refused(value):
+    data = {
+        "suite": {"name": "t", "roles": ["s"]},
+        "daemons": [{"name": "d", "roles": ["s"], "match": {"cmdline": "^d", "user": value}}],
+    }
+    with pytest.raises(ProfileError, match=r"match\.user"):
+        load_profile(data)

@@ -1,7 +1,10 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
+import collections
+import os
 import socket
+import subprocess
 from collections import namedtuple
 
 import psutil
@@ -108,3 +111,43 @@ def test_other_states_are_not_clients(status):
         [conn(("0.0.0.0", 80), None, "LISTEN", 1), conn(("1.2.3.4", 80), ("5.6.7.8", 9), status, 1)]
     )
     assert table.established(80) == []
+
+
+# ----------------------------------------------------------------------------- own probes
+
+
+def test_registered_probe_connections_are_not_clients(tmp_path, monkeypatch):
+    from ansible_collections.daemonops.suite.plugins.module_utils._suite import sockets as sk
+
+    registry = tmp_path / "probes"
+    monkeypatch.setenv(sk.PROBE_DIR_ENV, str(registry))
+    entry = sk.register_probe(50001, 596)
+    assert entry == str(registry / "50001-596")
+    assert sk.registered_probes() == {(50001, 596)}
+    Addr = collections.namedtuple("Addr", "ip port")
+    Conn = collections.namedtuple("Conn", "fd family type laddr raddr status pid")
+    entries = [
+        Conn(3, 2, 1, Addr("0.0.0.0", 596), (), "LISTEN", 10),
+        Conn(4, 2, 1, Addr("127.0.0.1", 596), Addr("127.0.0.1", 50001), "ESTABLISHED", 10),
+        Conn(5, 2, 1, Addr("127.0.0.1", 596), Addr("127.0.0.1", 50002), "ESTABLISHED", 10),
+    ]
+    table = sk.SocketTable.from_entries(entries, probes=sk.registered_probes())
+    assert table.peers(596) == ["127.0.0.1:50002"] and table.probe_connections == 1
+    sk.unregister_probe(entry)
+    assert sk.registered_probes() == set()
+
+
+def test_probe_entries_of_dead_processes_or_in_an_open_directory_are_ignored(tmp_path, monkeypatch):
+    from ansible_collections.daemonops.suite.plugins.module_utils._suite import sockets as sk
+
+    registry = tmp_path / "probes"
+    registry.mkdir(mode=0o755)
+    monkeypatch.setenv(sk.PROBE_DIR_ENV, str(registry))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (registry / "50003-596").write_text(str(dead.pid))
+    assert sk.registered_probes() == set()
+    (registry / "50004-596").write_text(str(os.getpid()))
+    assert sk.registered_probes() == {(50004, 596)}
+    registry.chmod(0o777)  # anybody could hide a client there: not honoured
+    assert sk.registered_probes() == set()
