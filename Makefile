@@ -1,6 +1,6 @@
 # The README's two commands are `make demo` and `make test`.
 SHELL := /bin/bash
-.PHONY: demo test test-unit test-integration sanity lint molecule bench image bootstrap clean
+.PHONY: demo test test-unit test-integration compat sanity lint molecule bench image bootstrap clean
 
 demo:
 	bash scripts/demo.sh
@@ -16,6 +16,9 @@ test-unit:
 
 test-integration:
 	bash scripts/test.sh bootstrap integration
+
+compat:
+	bash scripts/test.sh bootstrap compat
 
 sanity:
 	bash scripts/test.sh bootstrap sanity

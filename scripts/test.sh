@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317  # stage_* functions are called indirectly through run_stage
 # The project's test command (README: `make test`). Installs what it needs, then runs every gate:
-#   bootstrap ruff unit integration bench docs argspec changelog sanity lint molecule
+#   bootstrap ruff unit integration compat bench docs argspec changelog sanity lint molecule
 # Run a subset with `scripts/test.sh unit integration`; SKIP_MOLECULE=1 leaves molecule out.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 exec </dev/null
 
-ALL=(bootstrap ruff unit integration bench docs argspec changelog sanity lint molecule)
+ALL=(bootstrap ruff unit integration compat bench docs argspec changelog sanity lint molecule)
 if [ $# -gt 0 ]; then stages=("$@"); else stages=("${ALL[@]}"); fi
 if [ "${SKIP_MOLECULE:-0}" = 1 ]; then
   stages=("${stages[@]/molecule}")
@@ -36,6 +36,7 @@ stage_unit() {
     --cov-report=term --cov-report=xml:.build/coverage.xml --cov-fail-under=90
 }
 stage_integration() { pytest -q -p no:cacheprovider tests/integration; }
+stage_compat() { bash scripts/compat.sh; }
 stage_bench() { pytest -q -p no:cacheprovider tests/bench/test_bench_smoke.py; }
 stage_docs() { python scripts/gen-docs.py --check; }
 stage_argspec() { python scripts/check_argument_specs.py; }
@@ -54,7 +55,7 @@ for s in "${stages[@]}"; do
   # shellcheck disable=SC1091
   . scripts/env.sh
   case "$s" in
-    ruff|unit|integration|bench|docs|argspec|changelog|sanity|lint|molecule) run_stage "$s" "stage_$s" ;;
+    ruff|unit|integration|compat|bench|docs|argspec|changelog|sanity|lint|molecule) run_stage "$s" "stage_$s" ;;
     *) echo "test.sh: unknown stage '$s'; stages are: ${ALL[*]}" >&2; exit 2 ;;
   esac
 done
