@@ -68,15 +68,11 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         spec["config_file"] = str(suite.ini)
         spec["pid_store"]["path"] = str(suite.state_db)
         spec["cluster_data"]["path"] = str(suite.cluster)
-        for action in list(spec.get("control", {})):
-            if action != "force_option":
-                spec["control"][action] = [
-                    sys.executable,
-                    str(BIN),
-                    "--config",
-                    str(suite.ini),
-                    action,
-                ]
+        # the control commands of this instance: the same argv with its launcher and INI
+        for action, argv in list(spec.get("control", {}).items()):
+            if isinstance(argv, list):
+                spec["control"][action] = [sys.executable, str(BIN), "--config", str(suite.ini)]
+                spec["control"][action] += argv[argv.index("--config") + 2 :]
         path = root / "profile.yml"
         path.write_text(yaml.safe_dump(profile, sort_keys=False), encoding="utf-8")
         yield {"suite": suite, "profile": profile, "profile_path": path, "root": root}
