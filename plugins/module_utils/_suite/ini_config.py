@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
+import stat
+import tempfile
 import time
 from typing import Any, Callable, Optional
 
@@ -240,10 +241,36 @@ def atomic_write(path: str, text: str, default_mode: int = 0o644) -> None:
 
 
 def backup_file(path: str) -> str:
-    """Copy ``path`` to ``path.<timestamp>~`` (like AnsibleModule.backup_local); return the name."""
+    """Copy ``path`` to ``path.<timestamp>.<random>~`` and return the name.
+
+    The backup is created with ``tempfile.mkstemp`` in the file's own directory, that is with
+    ``O_CREAT | O_EXCL | O_NOFOLLOW`` and an unpredictable name: a symlink or file planted in a
+    directory that a less privileged account can write is never followed nor overwritten. The
+    copy gets the original's mode, owner (as root) and times.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
     stamp = time.strftime("%Y-%m-%d@%H:%M:%S")
-    dest = f"{path}.{os.getpid()}.{stamp}~"
-    shutil.copy2(path, dest)
+    source = fileio.open_regular(path)
+    try:
+        st = os.fstat(source)
+        fd, dest = tempfile.mkstemp(dir=directory, prefix=f"{name}.{stamp}.", suffix="~")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                while True:
+                    block = os.read(source, 1 << 20)
+                    if not block:
+                        break
+                    handle.write(block)
+                handle.flush()
+                os.fchmod(handle.fileno(), stat.S_IMODE(st.st_mode))
+                if os.geteuid() == 0:
+                    os.fchown(handle.fileno(), st.st_uid, st.st_gid)
+                os.utime(handle.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
+        except BaseException:
+            os.unlink(dest)
+            raise
+    finally:
+        os.close(source)
     return dest
 
 

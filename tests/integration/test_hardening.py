@@ -1,0 +1,50 @@
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Bad and hostile input, each case on real files, processes or sockets (issue: hardening).
+
+The sections follow docs/reliability.md, "Hostile input": one test (or a few) per item.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+from ansible_collections.daemonops.suite.plugins.module_utils._suite import ini_config
+
+TOP = Path(__file__).resolve().parents[2]
+INI = "[suite]\nrole = server\n\n[ui]\nport = 11401\n"
+
+
+def _facts() -> ini_config.ProfileFacts:
+    return ini_config.ProfileFacts(
+        name="refsuite", roles=["server", "rds", "client"], ports={"ui": [11401], "sshd": [11322]}
+    )
+
+
+# -- 1. config backup never follows a planted link ------------------------------------------
+def test_config_backup_never_follows_a_planted_symlink(tmp_path: Path) -> None:
+    ini = tmp_path / "refsuite.ini"
+    ini.write_text(INI)
+    ini.chmod(0o640)
+    decoy = tmp_path / "decoy-shadow"
+    decoy.write_text("root:secret\n")
+    # every name the old code could have picked in the next seconds, planted as a link
+    planted = []
+    now = time.time()
+    for offset in range(-1, 8):
+        stamp = time.strftime("%Y-%m-%d@%H:%M:%S", time.localtime(now + offset))
+        link = tmp_path / f"refsuite.ini.{os.getpid()}.{stamp}~"
+        link.symlink_to(decoy)
+        planted.append(link)
+    result = ini_config.IniConfig(
+        str(ini), {"suite": {"role": "rds"}}, "present", _facts(), backup=True
+    ).run()
+    assert decoy.read_text() == "root:secret\n"
+    assert all(link.is_symlink() for link in planted)
+    backup = Path(result["backup_file"])
+    assert backup.parent == tmp_path and not backup.is_symlink()
+    assert backup.name.startswith("refsuite.ini.") and backup.name.endswith("~")
+    assert backup.read_text() == INI and stat.S_IMODE(backup.stat().st_mode) == 0o640
+    assert "role = rds" in ini.read_text()
