@@ -312,7 +312,7 @@ def test_cluster_reset_playbook_refuses_with_a_client_then_resets(tmp_path, refs
     marker.write_text("from before the reset")
     qm_before = suite.online("qm")
 
-    client = socket.create_connection(("127.0.0.1", suite.ui_port))
+    client = suite.session(suite.ui_port)  # an authenticated ui session (no idle timeout)
     try:
         refused = run_cluster_reset(suite, profile_path)
         assert refused.returncode != 0
