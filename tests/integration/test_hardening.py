@@ -11,9 +11,15 @@ import stat
 import time
 from pathlib import Path
 
+import pytest
+import yaml
+from modrun import run_module_file
+
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import ini_config
 
 TOP = Path(__file__).resolve().parents[2]
+MODULES = TOP / "plugins" / "modules"
+REFSUITE_PROFILE = yaml.safe_load((TOP / "profiles" / "refsuite.yml").read_text())
 INI = "[suite]\nrole = server\n\n[ui]\nport = 11401\n"
 
 
@@ -48,3 +54,27 @@ def test_config_backup_never_follows_a_planted_symlink(tmp_path: Path) -> None:
     assert backup.name.startswith("refsuite.ini.") and backup.name.endswith("~")
     assert backup.read_text() == INI and stat.S_IMODE(backup.stat().st_mode) == 0o640
     assert "role = rds" in ini.read_text()
+
+
+# -- 3. config refuses control characters ----------------------------------------------------
+@pytest.mark.parametrize(
+    ("settings", "what"),
+    [
+        ({"suite": {"bind": "127.0.0.1\r[ctrl]\renabled = true\rport = 11322"}}, "value"),
+        ({"suite": {"bind": "a\x0bb"}}, "value"),
+        ({"suite": {"bind": "a\u2028b"}}, "value"),
+        ({"suite": {"bind\rport": "1"}}, "key"),
+        ({"ui\r[ctrl]": {"port": 11401}}, "section name"),
+    ],
+)
+def test_config_refuses_control_characters(tmp_path: Path, settings: dict, what: str) -> None:
+    ini = tmp_path / "refsuite.ini"
+    ini.write_text(INI)
+    result = run_module_file(
+        MODULES / "config.py",
+        {"profile_data": REFSUITE_PROFILE, "config_file": str(ini), "settings": settings},
+        tmp_path,
+    )
+    assert result.get("failed") is True, result
+    assert f"the {what} contains the control character" in result["msg"]
+    assert ini.read_text() == INI

@@ -27,6 +27,8 @@ BOOL_FALSE = ("0", "no", "false", "off")
 _SECTION_RE = re.compile(r"^\s*\[([^\]]+)\]\s*(?:[;#].*)?$")
 _KEY_RE = re.compile(r"^\s*([^=:\s;#\[][^=:]*?)\s*[=:]\s?(.*)$")
 _INLINE_COMMENT_RE = re.compile(r"\s+[;#].*$")
+# C0 and C1 controls, DEL and the Unicode line/paragraph separators (str.splitlines splits there)
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def format_value(value: Any) -> str:
@@ -274,6 +276,18 @@ def backup_file(path: str) -> str:
     return dest
 
 
+def _refuse_control(option: str, what: str, text: str) -> None:
+    """A control character (carriage return, newline, tab, NUL, ...) in an INI section name, key
+    or value would split the line or hide text from one of the readers: refuse it."""
+    found = _CONTROL_RE.search(text)
+    if found:
+        raise SuiteError(
+            f"{option}: the {what} contains the control character {found.group(0)!r} at "
+            f"position {found.start()}; an INI {what} must be a single line of printable "
+            "characters: remove it"
+        )
+
+
 class IniConfig:
     """The config module's logic: apply ``settings`` with ``state`` to the file at ``path``."""
 
@@ -310,20 +324,21 @@ class IniConfig:
             raise SuiteError("settings: give a mapping {section: {key: value}}")
         for section, keys in self.settings.items():
             section = str(section)
+            _refuse_control(f"settings.{section!r}", "section name", section)
             if not isinstance(keys, dict):
                 raise SuiteError(
                     f"settings.{section}: give a mapping of keys to values, got {type(keys).__name__}"
                 )
             result[section] = {}
             for key, value in keys.items():
+                _refuse_control(f"settings.{section}.{str(key)!r}", "key", str(key))
                 key = str(key).strip().lower()
                 if not key or not re.match(r"^[a-z0-9_.-]+$", key):
                     raise SuiteError(
                         f"settings.{section}.{key}: invalid key name (letters, digits, _ . -)"
                     )
                 text = format_value(value)
-                if "\n" in text:
-                    raise SuiteError(f"settings.{section}.{key}: value must be a single line")
+                _refuse_control(f"settings.{section}.{key}", "value", text)
                 result[section][key] = text
         return result
 
