@@ -24,7 +24,7 @@ description:
     those of C(/) and the system directories.
   - Deletes through directory file descriptors only, never follows a symlink (a link is removed,
     its target is untouched) and never enters another filesystem or a mount point (those are
-    reported in RV(skipped)).
+    reported in RV(not_descended)).
   - In check mode, verifies the same conditions (and fails the same way) and lists what would be
     removed; use it as the "every member is stopped" verification of a cluster reset.
 author: daemonops.suite developers (@daemonops)
@@ -82,8 +82,10 @@ removed:
   type: list
   elements: str
   sample: [/var/lib/refsuite/cluster/node1/members.dat]
-skipped:
-  description: Entries left in place, with the reason (another filesystem, mount point, changed meanwhile).
+not_descended:
+  description:
+    - Entries left in place, with the reason (another filesystem, mount point, changed meanwhile).
+    - Called C(skipped) before version 0.2.0; renamed because Ansible reserves C(skipped).
   returned: success
   type: list
   elements: str

@@ -78,3 +78,26 @@ def test_config_refuses_control_characters(tmp_path: Path, settings: dict, what:
     assert result.get("failed") is True, result
     assert f"the {what} contains the control character" in result["msg"]
     assert ini.read_text() == INI
+
+
+# -- 4. cluster_data never returns Ansible's reserved `skipped` ------------------------------
+def _cluster_profile(cluster_path: str | None = None) -> dict:
+    data: dict = {
+        "suite": {"name": "hardening", "roles": ["server"]},
+        "daemons": [
+            {"name": "qm", "roles": ["server"], "match": {"cmdline": "^hardening-qm( |$)"}}
+        ],
+    }
+    if cluster_path is not None:
+        data["suite"]["cluster_data"] = {"path": cluster_path, "depth": 2}
+    return data
+
+
+def test_cluster_data_result_is_not_displayed_as_skipped(ansible_module, tmp_path: Path) -> None:
+    tree = tmp_path / "cluster"
+    (tree / "node1").mkdir(parents=True)
+    (tree / "node1" / "members.dat").write_text("m")
+    args = {"profile_data": _cluster_profile(), "path": str(tree), "depth": 2}
+    result = ansible_module("cluster_data", args, via="playbook")
+    assert result["changed"] is True and "skipped" not in result, result
+    assert result["not_descended"] == [] and result["removed"] == [f"{tree}/node1/members.dat"]

@@ -109,19 +109,19 @@ class ClusterData(SuiteAction):
                 + "; ".join(blockers)
                 + ". Stop every daemon of the suite and wait for the clients to disconnect."
             )
-        skipped: list[str] = []
-        planned = safe_delete.clear_tree(root, depth, check_mode=True, skipped=skipped)
+        not_descended: list[str] = []
+        planned = safe_delete.clear_tree(root, depth, check_mode=True, skipped=not_descended)
         removed = planned
         if planned:
             done: list[str] = []
             result = self.clear(root, depth, done)
             if result is not None:  # None in check mode: the plan is the answer
-                removed, skipped = result, done
+                removed, not_descended = result, done
         self.diff = {
             "before": {"path": root, "entries": planned},
             "after": {"path": root, "entries": sorted(set(planned) - set(removed))},
         }
-        return {"root": root, "depth": depth, "removed": removed, "skipped": skipped}
+        return {"root": root, "depth": depth, "removed": removed, "not_descended": not_descended}
 
     @trigger_change
     @skip_if_check_mode
