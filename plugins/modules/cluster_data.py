@@ -25,6 +25,11 @@ description:
   - Deletes through directory file descriptors only, never follows a symlink (a link is removed,
     its target is untouched) and never enters another filesystem or a mount point (those are
     reported in RV(not_descended)).
+  - The whole plan (every entry to remove) is computed before the first deletion. Names that are
+    not UTF-8 are handled as they are and reported escaped (C(\xff)). Any depth of tree works
+    (the walk is iterative). An entry that cannot be removed (permission denied, an immutable
+    file) is kept and reported in RV(kept) while everything else is removed; the task then fails
+    with an account of both.
   - In check mode, verifies the same conditions (and fails the same way) and lists what would be
     removed; use it as the "every member is stopped" verification of a cluster reset.
 author: daemonops.suite developers (@daemonops)
@@ -82,6 +87,15 @@ removed:
   type: list
   elements: str
   sample: [/var/lib/refsuite/cluster/node1/members.dat]
+kept:
+  description:
+    - Entries that could not be removed (permission denied, an immutable file ...), with the
+      reason. When there are any the task fails, after removing everything else, and also
+      returns RV(removed) (what was removed) and RV(not_descended).
+  returned: always
+  type: list
+  elements: str
+  sample: ['/var/lib/refsuite/cluster/node1/members.dat: not removed (Operation not permitted)']
 not_descended:
   description:
     - Entries left in place, with the reason (another filesystem, mount point, changed meanwhile).

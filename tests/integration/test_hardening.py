@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -101,3 +102,89 @@ def test_cluster_data_result_is_not_displayed_as_skipped(ansible_module, tmp_pat
     result = ansible_module("cluster_data", args, via="playbook")
     assert result["changed"] is True and "skipped" not in result, result
     assert result["not_descended"] == [] and result["removed"] == [f"{tree}/node1/members.dat"]
+
+
+# -- 5. cluster_data and names that are not UTF-8 --------------------------------------------
+def test_cluster_data_non_utf8_names_round_trip(ansible_module, tmp_path: Path) -> None:
+    tree = tmp_path / "cluster"
+    (tree / "node1").mkdir(parents=True)
+    (tree / "node2").mkdir()
+    bad = os.path.join(os.fsencode(tree / "node1"), b"bad\xff\xfe.dat")
+    with open(bad, "wb") as handle:
+        handle.write(b"x")
+    os.mkdir(os.path.join(os.fsencode(tree / "node2"), b"dir\xe9"))
+    (tree / "node2" / "ok.dat").write_text("y")
+    args = {"profile_data": _cluster_profile(), "path": str(tree), "depth": 2}
+    planned = ansible_module("cluster_data", args, check=True)
+    expected = sorted([f"{tree}/node1/bad\\xff\\xfe.dat", f"{tree}/node2/dir\\xe9",
+                       f"{tree}/node2/ok.dat"])  # fmt: skip
+    assert planned.get("failed") is not True, planned
+    assert sorted(planned["removed"]) == expected and os.path.exists(bad)
+    done = ansible_module("cluster_data", args)
+    assert done.get("failed") is not True and done["changed"] is True, done
+    assert sorted(done["removed"]) == expected
+    assert sorted(os.listdir(tree)) == ["node1", "node2"]
+    assert os.listdir(tree / "node1") == [] and os.listdir(tree / "node2") == []
+
+
+# -- 6. cluster_data: entries that cannot be removed, and very deep trees ---------------------
+def _chattr(flag: str, path: Path) -> None:
+    subprocess.run(["chattr", flag, str(path)], check=True, capture_output=True)
+
+
+def test_cluster_data_immutable_file_is_kept_and_reported(tmp_path: Path) -> None:
+    tree = tmp_path / "cluster"
+    (tree / "node1" / "sub").mkdir(parents=True)
+    (tree / "node2").mkdir()
+    immutable = tree / "node1" / "sub" / "locked.dat"
+    immutable.write_text("keep")
+    (tree / "node1" / "sub" / "other.dat").write_text("o")
+    (tree / "node1" / "a.dat").write_text("a")
+    (tree / "node2" / "b.dat").write_text("b")
+    _chattr("+i", immutable)
+    try:
+        result = run_module_file(
+            MODULES / "cluster_data.py",
+            {"profile_data": _cluster_profile(), "path": str(tree), "depth": 2},
+            tmp_path,
+        )
+    finally:
+        _chattr("-i", immutable)
+    assert result.get("failed") is True, result
+    assert "unexpected error" not in result["msg"]
+    assert "removed 2 of 3 entries" in result["msg"] and "locked.dat" in result["msg"]
+    assert result["changed"] is True
+    assert sorted(result["removed"]) == [f"{tree}/node1/a.dat", f"{tree}/node2/b.dat"]
+    assert result["kept"] == [f"{immutable}: not removed (Operation not permitted)"]
+    # exactly what was reported is gone; what was kept is there
+    assert immutable.read_text() == "keep" and not (tree / "node1" / "sub" / "other.dat").exists()
+    assert not (tree / "node1" / "a.dat").exists() and not (tree / "node2" / "b.dat").exists()
+
+
+def test_cluster_data_clears_a_1500_deep_tree(tmp_path: Path) -> None:
+    tree = tmp_path / "cluster"
+    (tree / "node1").mkdir(parents=True)
+    fd = os.open(tree / "node1", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _level in range(1500):
+            os.mkdir("d", dir_fd=fd)
+            child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        with open(os.open("bottom.dat", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as f:
+            f.write("z")
+    finally:
+        os.close(fd)
+    (tree / "keep-me-sibling").mkdir()
+    try:
+        result = run_module_file(
+            MODULES / "cluster_data.py",
+            {"profile_data": _cluster_profile(), "path": str(tree), "depth": 2},
+            tmp_path,
+        )
+        left = os.listdir(tree / "node1")
+    finally:  # a deep tree left behind would break pytest's own (recursive) clean-up
+        subprocess.run(["rm", "-rf", str(tree / "node1" / "d")], check=True)
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["removed"] == [f"{tree}/node1/d"] and result["kept"] == []
+    assert sorted(os.listdir(tree)) == ["keep-me-sibling", "node1"] and left == []

@@ -5,13 +5,19 @@
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 
 class SuiteError(Exception):
-    """An error the user can act on; ``msg`` says what is wrong and how to fix it."""
+    """An error the user can act on; ``msg`` says what is wrong and how to fix it.
 
-    def __init__(self, msg: str) -> None:
+    ``details`` are extra return values of the failed task (for example what was removed before
+    a deletion had to stop)."""
+
+    def __init__(self, msg: str, details: Optional[dict[str, Any]] = None) -> None:
         super().__init__(msg)
         self.msg = msg
+        self.details = details or {}
 
     def __str__(self) -> str:
         return self.msg
