@@ -6,9 +6,13 @@ The sections follow docs/reliability.md, "Hostile input": one test (or a few) pe
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
 import stat
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -17,6 +21,10 @@ import yaml
 from modrun import run_module_file
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import ini_config
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import ProfileError
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
+    load_profile_file,
+)
 
 TOP = Path(__file__).resolve().parents[2]
 MODULES = TOP / "plugins" / "modules"
@@ -188,3 +196,49 @@ def test_cluster_data_clears_a_1500_deep_tree(tmp_path: Path) -> None:
     assert result.get("failed") is not True, result.get("msg")
     assert result["removed"] == [f"{tree}/node1/d"] and result["kept"] == []
     assert sorted(os.listdir(tree)) == ["keep-me-sibling", "node1"] and left == []
+
+
+# -- 7. bounded reads of untrusted content, bounded values in errors --------------------------
+def _archive(path: Path, members: dict[str, bytes]) -> str:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_install_refuses_a_huge_version_file_unread(tmp_path: Path) -> None:
+    archive = tmp_path / "release.tar.gz"
+    huge = b"1" * (20 * 1024 * 1024)  # compresses to a few kB
+    digest = _archive(archive, {"VERSION": huge, "bin/refsuite": b"#!/bin/sh\n"})
+    result = run_module_file(
+        MODULES / "install.py",
+        {"prefix": str(tmp_path / "opt"), "source": "archive", "archive": str(archive),
+         "sha256": digest},
+        tmp_path,
+    )  # fmt: skip
+    assert result.get("failed") is True, result
+    assert "VERSION file of 20971520 bytes" in result["msg"] and len(result["msg"]) < 500
+    assert len(json.dumps(result)) < 10_000
+    assert not (tmp_path / "opt" / "releases").exists()
+
+
+def test_profile_error_quotes_a_bounded_value(tmp_path: Path) -> None:
+    # 9**7 leaves once the aliases are expanded: a repr of about 24 MB
+    levels = ["&l0 [" + ", ".join(["x"] * 9) + "]"]
+    for level in range(1, 7):
+        levels.append(f"&l{level} [" + ", ".join([f"*l{level - 1}"] * 9) + "]")
+    bomb = "[" + ", ".join(levels) + "]"
+    source = tmp_path / "bomb.yml"
+    source.write_text(
+        "suite: {name: bomb, roles: [server]}\n"
+        f"daemons:\n  - name: qm\n    roles: [server]\n    match: {{cmdline: qm}}\n"
+        f"    enabled: {bomb}\n"
+    )
+    assert len(source.read_bytes()) < 1000
+    with pytest.raises(ProfileError) as caught:
+        load_profile_file(str(source))
+    message = str(caught.value)
+    assert "enabled: must be true or false, got a list [" in message
+    assert len(message) < 2200

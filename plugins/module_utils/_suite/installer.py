@@ -37,7 +37,14 @@ ENTRY_POINTS = ("bin", "lib", "VERSION")
 MARKER = ".archive.sha256"
 _IGNORED_PARTS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
 _IGNORED_SUFFIXES = (".pyc", ".pyo", "~", ".swp")
-_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+MAX_VERSION_BYTES = 256  # a VERSION file is one short line; a larger one is refused unread
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """``text`` for an error message: at most ``limit`` characters, control characters escaped."""
+    shown = text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+    return shown.encode("unicode_escape").decode("ascii")
 
 LAUNCHER = """#!{python}
 # Installed by daemonops.suite.install: runs {package} from <prefix>/lib.
@@ -328,9 +335,10 @@ class ArchiveInstaller:
         return os.path.basename(os.readlink(self.current).rstrip("/"))
 
     def _check_version(self, version: str, option: str) -> str:
-        if not _VERSION_RE.match(version):
+        if not _VERSION_RE.fullmatch(version):
             raise SuiteError(
-                f"{option}: '{version}' is not a valid version (letters, digits, . _ + -)"
+                f"{option}: '{_clip(version)}' is not a valid version (letters, digits, . _ + -; "
+                "at most 128 characters)"
             )
         return version
 
@@ -378,13 +386,18 @@ class ArchiveInstaller:
                 strip = top + "/"
         return members, strip
 
-    @staticmethod
-    def _archive_version(tar: tarfile.TarFile, strip: str) -> Optional[str]:
+    def _archive_version(self, tar: tarfile.TarFile, strip: str) -> Optional[str]:
         for member in tar.getmembers():
             if member.name.strip("./") == strip + "VERSION" and member.isfile():
+                if member.size > MAX_VERSION_BYTES:
+                    raise SuiteError(
+                        f"archive: {self.archive} has a VERSION file of {member.size} bytes; a "
+                        f"version is one short line (at most {MAX_VERSION_BYTES} bytes); refused"
+                    )
                 handle = tar.extractfile(member)
                 if handle is not None:
-                    return handle.read().decode("utf-8", "replace").strip() or None
+                    data = handle.read(MAX_VERSION_BYTES + 1)[:MAX_VERSION_BYTES]
+                    return data.decode("utf-8", "replace").strip() or None
         return None
 
     def _unpack(self, tar: tarfile.TarFile, members: list[tarfile.TarInfo], strip: str, dest: str):

@@ -13,6 +13,7 @@ Runs on targets: standard library only (PyYAML is imported lazily by ``load_prof
 from __future__ import annotations
 
 import configparser
+import reprlib
 import dataclasses
 import difflib
 import os
@@ -342,7 +343,25 @@ class _Ctx:
         if field:
             parts.append(field)
         parts.append(problem)
-        raise ProfileError(": ".join(parts))
+        message = ": ".join(parts)
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + f"... ({len(message)} characters)"
+        raise ProfileError(message)
+
+
+MAX_MESSAGE = 2000  # characters of one validation message; values in it are shortened first
+
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel = 3
+_SHOW.maxdict = _SHOW.maxlist = _SHOW.maxtuple = _SHOW.maxset = 5
+_SHOW.maxstring = _SHOW.maxother = 80
+_SHOW.maxlong = 40
+
+
+def _show(value: t.Any) -> str:
+    """A value quoted in an error: bounded in size and cost however large the value is (a YAML
+    alias expanded many times over is never rendered whole)."""
+    return _SHOW.repr(value)
 
 
 def _type_name(value: t.Any) -> str:
@@ -399,13 +418,13 @@ def _bool(ctx: _Ctx, field: str, value: t.Any, default: bool) -> bool:
     if value is None:
         return default
     if not isinstance(value, bool):
-        ctx.fail(field, f"must be true or false, got {_type_name(value)} {value!r}")
+        ctx.fail(field, f"must be true or false, got {_type_name(value)} {_show(value)}")
     return value
 
 
 def _int(ctx: _Ctx, field: str, value: t.Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        ctx.fail(field, f"must be an integer, got {_type_name(value)} {value!r}")
+        ctx.fail(field, f"must be an integer, got {_type_name(value)} {_show(value)}")
     return value
 
 
@@ -434,7 +453,7 @@ def _regex(ctx: _Ctx, field: str, value: t.Any) -> re.Pattern[str]:
     try:
         return re.compile(pattern)
     except re.error as exc:
-        ctx.fail(field, f"invalid regular expression {pattern!r}: {exc}")
+        ctx.fail(field, f"invalid regular expression {_show(pattern)}: {exc}")
 
 
 def _roles(ctx: _Ctx, field: str, value: t.Any) -> tuple[str, ...]:
@@ -568,7 +587,7 @@ def _probe(ctx: _Ctx, field: str, value: t.Any) -> t.Optional[dict[str, t.Any]]:
         ctx.fail(f"{field}.type", f"'{probe_type}' is not one of {', '.join(PROBE_TYPES)}")
     timeout: t.Any = data.get("timeout", 5.0)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        ctx.fail(f"{field}.timeout", f"must be a positive number of seconds, got {timeout!r}")
+        ctx.fail(f"{field}.timeout", f"must be a positive number of seconds, got {_show(timeout)}")
     probe: dict[str, t.Any] = {"type": probe_type, "timeout": float(timeout)}
     if probe_type == "tcp":
         for key in ("path", "status", "tls"):
