@@ -20,7 +20,7 @@ import pytest
 import yaml
 from modrun import run_module_file
 
-from ansible_collections.daemonops.suite.plugins.module_utils._suite import ini_config
+from ansible_collections.daemonops.suite.plugins.module_utils._suite import ini_config, pidstore
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import ProfileError
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
     load_profile_file,
@@ -242,3 +242,46 @@ def test_profile_error_quotes_a_bounded_value(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "enabled: must be true or false, got a list [" in message
     assert len(message) < 2200
+
+
+# -- 8. whole-value regexes match the whole value (a trailing newline is not accepted) --------
+def test_install_version_with_a_trailing_newline_is_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "release.tar.gz"
+    digest = _archive(archive, {"VERSION": b"1.0\n", "bin/refsuite": b"#!/bin/sh\n"})
+    prefix = tmp_path / "opt"
+    result = run_module_file(
+        MODULES / "install.py",
+        {"prefix": str(prefix), "source": "archive", "archive": str(archive), "sha256": digest,
+         "version": "nl1\n"},
+        tmp_path,
+    )  # fmt: skip
+    assert result.get("failed") is True, result
+    assert "is not a valid version" in result["msg"] and "nl1\\n" in result["msg"]
+    assert not (prefix / "releases").exists() or os.listdir(prefix / "releases") == []
+
+
+@pytest.mark.parametrize(
+    ("suite_name", "daemon_name", "field"),
+    [("bad\n", "qm", "suite.name"), ("good", "qm\n", "name")],
+)
+def test_profile_names_with_a_trailing_newline_are_refused(
+    tmp_path: Path, suite_name: str, daemon_name: str, field: str
+) -> None:
+    source = tmp_path / "profile.yml"
+    source.write_text(
+        yaml.safe_dump(
+            {
+                "suite": {"name": suite_name, "roles": ["server"]},
+                "daemons": [{"name": daemon_name, "roles": ["server"], "match": {"cmdline": "q"}}],
+            }
+        )
+    )
+    with pytest.raises(ProfileError, match=f"{field}: "):
+        load_profile_file(str(source))
+
+
+def test_pidfile_name_with_a_trailing_newline_is_not_a_record(tmp_path: Path) -> None:
+    (tmp_path / "qm.pid").write_text("4242\n")
+    (tmp_path / "sms.pid\n").write_text("4343\n")
+    records = pidstore.read_records({"type": "pidfile", "path": str(tmp_path)})
+    assert [(r.name, r.source) for r in records] == [("qm", str(tmp_path / "qm.pid"))]

@@ -333,7 +333,7 @@ class IniConfig:
             for key, value in keys.items():
                 _refuse_control(f"settings.{section}.{str(key)!r}", "key", str(key))
                 key = str(key).strip().lower()
-                if not key or not re.match(r"^[a-z0-9_.-]+$", key):
+                if not key or not re.fullmatch(r"[a-z0-9_.-]+", key):
                     raise SuiteError(
                         f"settings.{section}.{key}: invalid key name (letters, digits, _ . -)"
                     )

@@ -422,7 +422,7 @@ class ArchiveInstaller:
         self._check_layout()
         unpacked = False
         if self.archive:
-            if not re.match(r"^[0-9a-f]{64}$", self.sha256):
+            if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
                 raise SuiteError(
                     "sha256: give the archive's SHA-256 checksum (64 hex digits); it is required "
                     "with archive"

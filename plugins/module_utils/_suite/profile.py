@@ -57,11 +57,11 @@ _PORT_KEYS = ("port", "probe")
 _PROBE_KEYS = ("type", "path", "status", "tls", "timeout")
 _COUNT_KEYS = ("min", "max")
 
-_SUITE_NAME_RE = re.compile(r"^[a-z0-9_]+$")
-_DAEMON_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_ROLE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
-_SQL_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
-_COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SUITE_NAME_RE = re.compile(r"[a-z0-9_]+")
+_DAEMON_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_ROLE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+_SQL_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+_COLUMN_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PATTERN_FIELDS = ("name", "port")
 
 
@@ -462,7 +462,7 @@ def _roles(ctx: _Ctx, field: str, value: t.Any) -> tuple[str, ...]:
         ctx.fail(field, "must name at least one role")
     seen: set[str] = set()
     for i, role in enumerate(roles):
-        if not _ROLE_RE.match(role):
+        if not _ROLE_RE.fullmatch(role):
             ctx.fail(f"{field}[{i}]", f"'{role}' is not a valid role name ([A-Za-z0-9_-]+)")
         if role in seen:
             ctx.fail(f"{field}[{i}]", f"role '{role}' is listed twice")
@@ -523,7 +523,7 @@ def _pid_store(ctx: _Ctx, value: t.Any) -> t.Optional[PidStore]:
         refuse("path", "sqlite or pidfile")
     if store_type in ("sqlite", "postgresql"):
         table = _string(ctx, "pid_store.table", _required(ctx, data, "pid_store.", "table"))
-        if not _SQL_IDENT_RE.match(table):
+        if not _SQL_IDENT_RE.fullmatch(table):
             ctx.fail("pid_store.table", f"'{table}' is not a plain table name ([schema.]table)")
         if data.get("columns") is not None:
             cols = _mapping(ctx, "pid_store.columns", data["columns"], PID_STORE_COLUMNS)
@@ -534,7 +534,7 @@ def _pid_store(ctx: _Ctx, value: t.Any) -> t.Optional[PidStore]:
                 if cols.get(key) is None:
                     continue
                 column = _string(ctx, f"pid_store.columns.{key}", cols[key])
-                if not _COLUMN_RE.match(column):
+                if not _COLUMN_RE.fullmatch(column):
                     ctx.fail(f"pid_store.columns.{key}", f"'{column}' is not a plain column name")
                 columns[key] = column
     else:
@@ -611,7 +611,7 @@ def _daemon(ctx: _Ctx, index: int, value: t.Any, suite_roles: tuple[str, ...]) -
     dctx = ctx.at(where)
     data = _mapping(dctx, "", value, _DAEMON_KEYS)
     name = _string(dctx, "name", _required(dctx, data, "", "name"))
-    if not _DAEMON_NAME_RE.match(name):
+    if not _DAEMON_NAME_RE.fullmatch(name):
         dctx.fail("name", f"'{name}' is not a valid daemon name ([A-Za-z0-9][A-Za-z0-9_.-]*)")
     roles = _roles(dctx, "roles", _required(dctx, data, "", "roles"))
     for i, role in enumerate(roles):
@@ -727,7 +727,7 @@ def load_profile(data: t.Any, source: str = "<inline>") -> Profile:
     suite = _mapping(ctx, "suite", _required(ctx, top, "", "suite"), _SUITE_KEYS)
     sctx = ctx
     name = _string(sctx, "suite.name", _required(sctx, suite, "suite.", "name"))
-    if not _SUITE_NAME_RE.match(name):
+    if not _SUITE_NAME_RE.fullmatch(name):
         sctx.fail("suite.name", f"'{name}' must match [a-z0-9_]+")
     roles = _roles(sctx, "suite.roles", _required(sctx, suite, "suite.", "roles"))
     description = _string(
