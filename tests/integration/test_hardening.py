@@ -285,3 +285,39 @@ def test_pidfile_name_with_a_trailing_newline_is_not_a_record(tmp_path: Path) ->
     (tmp_path / "sms.pid\n").write_text("4343\n")
     records = pidstore.read_records({"type": "pidfile", "path": str(tmp_path)})
     assert [(r.name, r.source) for r in records] == [("qm", str(tmp_path / "qm.pid"))]
+
+
+# -- 9. config mode: 0-0o7777, no setuid/setgid/sticky unless asked ---------------------------
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        (-1, "is outside 0000-7777"),
+        ("-1", "is outside 0000-7777"),
+        (0o10000, "is outside 0000-7777"),
+        ("4755", "sets the setuid, setgid or sticky bit"),
+        ("1644", "sets the setuid, setgid or sticky bit"),
+        ("rw-r--r--", "is not an octal mode"),
+    ],
+)
+def test_config_mode_is_range_checked(tmp_path: Path, mode: object, message: str) -> None:
+    ini = tmp_path / "new.ini"
+    result = run_module_file(
+        MODULES / "config.py",
+        {"profile_data": REFSUITE_PROFILE, "config_file": str(ini), "mode": mode,
+         "settings": {"suite": {"role": "client"}}},
+        tmp_path,
+    )  # fmt: skip
+    assert result.get("failed") is True and message in result["msg"], result
+    assert not ini.exists()
+
+
+def test_config_special_bits_only_when_asked(tmp_path: Path) -> None:
+    ini = tmp_path / "new.ini"
+    result = run_module_file(
+        MODULES / "config.py",
+        {"profile_data": REFSUITE_PROFILE, "config_file": str(ini), "mode": "2640",
+         "allow_special_bits": True, "settings": {"suite": {"role": "client"}}},
+        tmp_path,
+    )  # fmt: skip
+    assert result.get("failed") is not True, result
+    assert stat.S_IMODE(ini.stat().st_mode) == 0o2640

@@ -276,6 +276,27 @@ def backup_file(path: str) -> str:
     return dest
 
 
+def parse_mode(value: Any, allow_special_bits: bool = False) -> int:
+    """The ``mode`` option: an octal string ('0640') or a number, 0 to 0o7777; the setuid,
+    setgid and sticky bits only with ``allow_special_bits``."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        mode = int(str(value), 8) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError):
+        raise SuiteError(f"mode: {str(value)[:40]!r} is not an octal mode such as '0644'")
+    if not 0 <= mode <= 0o7777:
+        raise SuiteError(
+            f"mode: {str(value)[:40]!r} is outside 0000-7777; give an octal mode such as '0644'"
+        )
+    if mode & 0o7000 and not allow_special_bits:
+        raise SuiteError(
+            f"mode: {mode:04o} sets the setuid, setgid or sticky bit; a configuration file needs "
+            "none of them (give '0644' or '0640'), or set allow_special_bits: true"
+        )
+    return mode
+
+
 def _refuse_control(option: str, what: str, text: str) -> None:
     """A control character (carriage return, newline, tab, NUL, ...) in an INI section name, key
     or value would split the line or hide text from one of the readers: refuse it."""

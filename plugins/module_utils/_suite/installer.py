@@ -46,6 +46,7 @@ def _clip(text: str, limit: int = 80) -> str:
     shown = text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
     return shown.encode("unicode_escape").decode("ascii")
 
+
 LAUNCHER = """#!{python}
 # Installed by daemonops.suite.install: runs {package} from <prefix>/lib.
 import os

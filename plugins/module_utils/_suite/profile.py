@@ -13,11 +13,11 @@ Runs on targets: standard library only (PyYAML is imported lazily by ``load_prof
 from __future__ import annotations
 
 import configparser
-import reprlib
 import dataclasses
 import difflib
 import os
 import re
+import reprlib
 import typing as t
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import ProfileError
