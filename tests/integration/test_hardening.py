@@ -6,14 +6,17 @@ The sections follow docs/reliability.md, "Hostile input": one test (or a few) pe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 import tarfile
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -321,3 +324,29 @@ def test_config_special_bits_only_when_asked(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.get("failed") is not True, result
     assert stat.S_IMODE(ini.stat().st_mode) == 0o2640
+
+
+# -- 10. stale_pids: an SQLite path with '%' opens that file ---------------------------------
+def _state_db(path: Path, name: str, pid: int) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE daemon_pids (name TEXT PRIMARY KEY, pid INTEGER)")
+        conn.execute("INSERT INTO daemon_pids VALUES (?, ?)", (name, pid))
+        conn.commit()
+
+
+@pytest.mark.parametrize("name", ["pct%41.db", "hash#q?x=1%2525.db", "sp ace %zz.db"])
+def test_sqlite_store_path_with_percent_opens_that_file(tmp_path: Path, name: str) -> None:
+    wanted = tmp_path / name
+    _state_db(wanted, "qm", 4242)
+    decoy = tmp_path / urllib.parse.unquote(name.split("?")[0].split("#")[0])
+    if decoy != wanted:
+        _state_db(decoy, "decoy", 999)
+    store = {"type": "sqlite", "path": str(wanted), "table": "daemon_pids"}
+    records = pidstore.read_records(store)
+    assert [(r.name, r.pid) for r in records] == [("qm", 4242)]
+    pidstore.remove_record(store, records[0])
+    with contextlib.closing(sqlite3.connect(wanted)) as conn:
+        assert conn.execute("SELECT count(*) FROM daemon_pids").fetchone() == (0,)
+    if decoy != wanted:
+        with contextlib.closing(sqlite3.connect(decoy)) as conn:
+            assert conn.execute("SELECT name FROM daemon_pids").fetchall() == [("decoy",)]

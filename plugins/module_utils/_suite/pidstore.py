@@ -19,6 +19,7 @@ import os
 import re
 import stat
 import string
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -365,7 +366,9 @@ def _sqlite_connect(path: str, writable: bool):
     if not os.path.isfile(path):
         raise SuiteError(f"store.path {path} is not an existing SQLite database file")
     mode = "rw" if writable else "ro"
-    uri = "file:" + path.replace("?", "%3f").replace("#", "%23") + f"?mode={mode}"
+    # every byte that is not unreserved in a URI is percent-encoded ('%' included: SQLite decodes
+    # %HH in a file: URI, so 'pct%41.db' would otherwise open 'pctA.db')
+    uri = "file:" + urllib.parse.quote(os.fsencode(path), safe="/") + f"?mode={mode}"
     try:
         return sqlite3.connect(uri, uri=True, timeout=10)
     except sqlite3.Error as exc:
