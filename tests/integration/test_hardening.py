@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -350,3 +351,37 @@ def test_sqlite_store_path_with_percent_opens_that_file(tmp_path: Path, name: st
     if decoy != wanted:
         with contextlib.closing(sqlite3.connect(decoy)) as conn:
             assert conn.execute("SELECT name FROM daemon_pids").fetchall() == [("decoy",)]
+
+
+# -- 11. install src: no symlink out of the source tree; modes kept ---------------------------
+def test_install_src_refuses_links_out_of_the_tree_and_keeps_modes(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(TOP / "refsuite", src, ignore=shutil.ignore_patterns("__pycache__"))
+    secret = tmp_path / "outside" / "shadow"
+    secret.parent.mkdir()
+    secret.write_text("root:secret\n")
+    secret.chmod(0o600)
+    link = src / "refsuite" / "shadow.py"
+    link.symlink_to(secret)
+    prefix = tmp_path / "opt"
+    args = {"prefix": str(prefix), "source": "bundled", "src": str(src)}
+    refused = run_module_file(MODULES / "install.py", args, tmp_path)
+    assert refused.get("failed") is True, refused
+    assert "refsuite/shadow.py is a symlink to" in refused["msg"] and "outside" in refused["msg"]
+    assert not (prefix / "lib").exists()
+    # a link inside the tree is fine; a private file stays private
+    link.unlink()
+    (src / "refsuite" / "alias.py").symlink_to(src / "refsuite" / "__init__.py")
+    private = src / "refsuite" / "private.py"
+    private.write_text("KEY = 1\n")
+    private.chmod(0o600)
+    (src / "refsuite" / "open.py").write_text("X = 1\n")
+    (src / "refsuite" / "open.py").chmod(0o666)
+    done = run_module_file(MODULES / "install.py", args, tmp_path)
+    assert done.get("failed") is not True, done
+    lib = prefix / "lib" / "refsuite"
+    assert stat.S_IMODE((lib / "private.py").stat().st_mode) == 0o600
+    assert stat.S_IMODE((lib / "open.py").stat().st_mode) == 0o644
+    assert (lib / "alias.py").read_bytes() == (src / "refsuite" / "__init__.py").read_bytes()
+    again = run_module_file(MODULES / "install.py", args, tmp_path)
+    assert again["changed"] is False

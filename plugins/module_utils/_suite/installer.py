@@ -23,6 +23,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import sys
 import tarfile
 import tempfile
@@ -100,13 +101,36 @@ def _version_of(sources: Mapping[str, bytes], where: str) -> str:
     raise SuiteError(f"{where} has no VERSION file and no {PACKAGE}/__init__.py __version__")
 
 
-def tree_sources(src: str) -> dict[str, bytes]:
+def _inside(path: str, tree: str) -> bool:
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
+
+
+def _read_source(src: str, real_src: str, full: str, rel: str) -> tuple[bytes, int]:
+    """Content and mode of one source file. A symlink is followed only when its target is inside
+    the source tree; one that leaves it is refused (it could copy any file of the target, a
+    0600 secret included, into the installation)."""
+    if os.path.islink(full):
+        target = os.path.realpath(full)
+        if not _inside(target, real_src):
+            raise SuiteError(
+                f"src: {rel} is a symlink to {target}, outside the source tree {src}; refused "
+                "(replace the link by the file itself)"
+            )
+    with open(full, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        return handle.read(), stat.S_IMODE(st.st_mode)
+
+
+def tree_sources(src: str, modes: Optional[dict[str, int]] = None) -> dict[str, bytes]:
     """The files of a refsuite source tree on disk that an install uses.
 
     Returns relpath ('/'-separated, relative to ``src``) -> content for ``VERSION``,
     ``bin/<package>`` and every file under ``<package>/`` (caches and compiled files left out).
+    ``modes`` (when given) receives each file's permission bits. Symlinks that leave the tree
+    are refused with a SuiteError.
     """
     sources: dict[str, bytes] = {}
+    real_src = os.path.realpath(src)
     package = os.path.join(src, PACKAGE)
     for root, dirs, names in os.walk(package):
         dirs[:] = sorted(d for d in dirs if d not in _IGNORED_PARTS)
@@ -115,13 +139,16 @@ def tree_sources(src: str) -> dict[str, bytes]:
             rel = os.path.relpath(full, src)
             if _ignored(rel) or not os.path.isfile(full):
                 continue
-            with open(full, "rb") as handle:
-                sources[rel.replace(os.sep, "/")] = handle.read()
+            key = rel.replace(os.sep, "/")
+            sources[key], mode = _read_source(src, real_src, full, key)
+            if modes is not None:
+                modes[key] = mode
     for rel in ("VERSION", f"bin/{PACKAGE}"):
         path = os.path.join(src, *rel.split("/"))
         if os.path.isfile(path):
-            with open(path, "rb") as handle:
-                sources[rel] = handle.read()
+            sources[rel], mode = _read_source(src, real_src, path, rel)
+            if modes is not None:
+                modes[rel] = mode
     return sources
 
 
@@ -187,6 +214,7 @@ class BundledInstaller:
         self.check_mode = check_mode
         self.python = python or sys.executable or "/usr/bin/python3"
         self._sources: Optional[dict[str, bytes]] = None
+        self._modes: dict[str, int] = {}
 
     @property
     def where(self) -> str:
@@ -197,7 +225,7 @@ class BundledInstaller:
         """relpath (relative to the refsuite tree) -> content, read or decoded once."""
         if self._sources is None:
             if self.src is not None:
-                self._sources = tree_sources(self.src)
+                self._sources = tree_sources(self.src, self._modes)
             else:
                 self._sources = bundle_sources(self.bundle or {})
         return self._sources
@@ -219,9 +247,11 @@ class BundledInstaller:
         package = PACKAGE + "/"
         for rel in sorted(sources):
             if rel.startswith(package):
+                # the source's mode without group/other write (0644 from a bundle): a 0600
+                # file stays 0600
                 files[os.path.join("lib", PACKAGE, *rel[len(package) :].split("/"))] = (
                     sources[rel],
-                    0o644,
+                    self._modes.get(rel, 0o644) & 0o755,
                 )
         files[os.path.join("bin", PACKAGE)] = (self.launcher(), 0o755)
         files["VERSION"] = (_version_of(sources, self.where).encode() + b"\n", 0o644)
