@@ -18,7 +18,8 @@ description:
     whose command line contains it count), or when any ESTABLISHED TCP connection has one of the
     suite's ports as its local port (one pass over the sockets; an accepted connection counts
     even after its listener has closed).
-  - Refuses a O(path) that is relative, not normalised, contains C(..) or a symlink, does not
+  - Refuses a O(path) outside the profile's C(suite.cluster_data.path) (when the profile has
+    one), and a O(path) that is relative, not normalised, contains C(..) or a symlink, does not
     exist, or is V(/), a top-level or system directory (C(/var), C(/usr/lib), C(/etc/...), a home
     directory ...). A second check compares the device and inode of the opened directory with
     those of C(/) and the system directories.
@@ -38,7 +39,10 @@ extends_documentation_fragment:
   - daemonops.suite.suite.attributes_action
 options:
   path:
-    description: Root of the cluster data tree. Default C(suite.cluster_data.path) of the profile.
+    description:
+      - Root of the cluster data tree. Default C(suite.cluster_data.path) of the profile.
+      - When the profile has a C(suite.cluster_data.path), O(path) must be that directory or a
+        directory below it (the allow rule); the refusal of system paths applies as well.
     type: path
   depth:
     description:

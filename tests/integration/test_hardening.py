@@ -24,7 +24,11 @@ import pytest
 import yaml
 from modrun import run_module_file
 
-from ansible_collections.daemonops.suite.plugins.module_utils._suite import ini_config, pidstore
+from ansible_collections.daemonops.suite.plugins.module_utils._suite import (
+    ini_config,
+    pidstore,
+    safe_delete,
+)
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import ProfileError
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
     load_profile_file,
@@ -385,3 +389,40 @@ def test_install_src_refuses_links_out_of_the_tree_and_keeps_modes(tmp_path: Pat
     assert (lib / "alias.py").read_bytes() == (src / "refsuite" / "__init__.py").read_bytes()
     again = run_module_file(MODULES / "install.py", args, tmp_path)
     assert again["changed"] is False
+
+
+# -- 12. cluster_data: an allow rule, and a longer denylist as the second guard ---------------
+def test_cluster_data_path_must_be_under_the_profiles_cluster_path(tmp_path: Path) -> None:
+    cluster = tmp_path / "cluster"
+    (cluster / "node1").mkdir(parents=True)
+    (cluster / "node1" / "members.dat").write_text("m")
+    for other in (tmp_path / "other", tmp_path / "cluster-evil"):
+        (other / "x").mkdir(parents=True)
+        (other / "x" / "decoy.dat").write_text("keep")
+        result = run_module_file(
+            MODULES / "cluster_data.py",
+            {"profile_data": _cluster_profile(str(cluster)), "path": str(other), "depth": 2},
+            tmp_path,
+        )
+        assert result.get("failed") is True, result
+        assert "is not the profile's cluster data path" in result["msg"]
+        assert (other / "x" / "decoy.dat").read_text() == "keep"
+    below = run_module_file(
+        MODULES / "cluster_data.py",
+        {"profile_data": _cluster_profile(str(cluster)), "path": str(cluster / "node1"),
+         "depth": 1},
+        tmp_path,
+    )  # fmt: skip
+    assert below.get("failed") is not True and below["removed"] == [
+        f"{cluster}/node1/members.dat"
+    ], below
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/root/.ssh", "/home/alice/.ssh", "/home/alice/.ssh/keys", "/var/lib/dpkg",
+     "/var/lib/dpkg/info", "/usr/local/sbin/tools", "/run/user/1000", "/srv/app/.gnupg"],
+)  # fmt: skip
+def test_denylist_covers_the_paths_it_missed(path: str) -> None:
+    # validation only: these paths are never handed to a deletion routine
+    assert safe_delete.check_root_path(path) != []

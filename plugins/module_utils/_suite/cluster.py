@@ -97,6 +97,7 @@ class ClusterData(SuiteAction):
                 "options (depth 2 under /var/cluster/sms clears /var/cluster/sms/*/*)"
             )
         root = safe_delete.validate_root(path)
+        safe_delete.check_allowed(root, configured.path if configured else None)
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
             raise SuiteError(f"depth must be 1 or more, got {depth!r}")
         instance = params.get("instance")

@@ -45,12 +45,17 @@ FORBIDDEN_TREES = (
     "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sbin",
     "/sys", "/usr/bin", "/usr/sbin", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libexec",
     "/usr/libx32", "/usr/include", "/usr/share",
+    "/usr/local/bin", "/usr/local/sbin", "/usr/local/lib", "/usr/local/include",
+    "/usr/local/share", "/usr/local/etc", "/root/.ssh", "/run/user", "/run/systemd",
+    "/var/lib/dpkg", "/var/lib/apt", "/var/lib/rpm", "/var/lib/systemd", "/var/spool/cron",
 )  # fmt: skip
+# A root with one of these components anywhere (/home/*/.ssh, /srv/x/.gnupg ...) is refused.
+FORBIDDEN_COMPONENTS = (".ssh", ".gnupg")
 # Directories whose direct children are people's homes.
 HOME_PARENTS = ("/home",)
 
 # The second guard compares the opened root's identity with these (monkeypatched in tests).
-GUARDED_DIRS: tuple[str, ...] = ("/", *TOP_LEVEL_DIRS, *SYSTEM_CHILD_DIRS)
+GUARDED_DIRS: tuple[str, ...] = ("/", *TOP_LEVEL_DIRS, *SYSTEM_CHILD_DIRS, *FORBIDDEN_TREES)
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
@@ -91,8 +96,13 @@ def check_root_path(path: object) -> list[str]:
     if candidate in SYSTEM_CHILD_DIRS:
         return [f"path {candidate} is a system directory"]
     for tree in FORBIDDEN_TREES:
+        if candidate == tree:
+            return [f"path {candidate} is a system directory"]
         if candidate.startswith(tree + "/"):
             return [f"path {candidate} is inside the system directory {tree}"]
+    for component in FORBIDDEN_COMPONENTS:
+        if component in parts:
+            return [f"path {candidate} is inside a {component} directory"]
     parent = os.path.dirname(candidate)
     if parent in HOME_PARENTS:
         return [f"path {candidate} is a home directory"]
@@ -121,6 +131,20 @@ def validate_root(path: object) -> str:
             "give the real path"
         )
     return root
+
+
+def check_allowed(root: str, allowed: Optional[str]) -> None:
+    """The allow rule: ``root`` (validated) must be ``allowed`` (the profile's cluster data
+    path) or a directory below it. ``allowed`` None: no rule (the denylist still applies)."""
+    if not allowed:
+        return
+    base = _strip_one_trailing_slash(os.path.normpath(str(allowed)))
+    if not (root == base or root.startswith(base.rstrip("/") + "/")):
+        raise UnsafePathError(
+            f"refusing to clear: path {root} is not the profile's cluster data path {base} nor "
+            "below it; give that path (or a directory under it), or fix suite.cluster_data.path "
+            "in the profile"
+        )
 
 
 def _open_root(root: str) -> int:
