@@ -426,3 +426,49 @@ def test_cluster_data_path_must_be_under_the_profiles_cluster_path(tmp_path: Pat
 def test_denylist_covers_the_paths_it_missed(path: str) -> None:
     # validation only: these paths are never handed to a deletion routine
     assert safe_delete.check_root_path(path) != []
+
+
+# -- 13. a FIFO (or anything but a regular file) as the configuration file --------------------
+def test_config_refuses_a_fifo_without_hanging(tmp_path: Path) -> None:
+    fifo = tmp_path / "refsuite.ini"
+    os.mkfifo(fifo)
+    result = run_module_file(
+        MODULES / "config.py",
+        {"profile_data": REFSUITE_PROFILE, "config_file": str(fifo), "backup": True,
+         "settings": {"suite": {"role": "client"}}},
+        tmp_path,
+        timeout=30,  # the module used to wait for a writer for ever
+    )  # fmt: skip
+    assert result.get("failed") is True, result
+    assert "it is a FIFO, not a regular file" in result["msg"]
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+@pytest.mark.parametrize("module", ["cluster_data", "stale_pids"])
+def test_ini_overrides_refuse_a_fifo_without_hanging(tmp_path: Path, module: str) -> None:
+    # cluster_data and stale_pids apply the suite INI (enabled, ports) to the profile through
+    # profile.read_config_overrides, as health_info does
+    fifo = tmp_path / "refsuite.ini"
+    os.mkfifo(fifo)
+    tree = tmp_path / "cluster"
+    tree.mkdir()
+    args = {"profile_data": REFSUITE_PROFILE, "config_file": str(fifo)}
+    if module == "cluster_data":
+        args.update(path=str(tree), depth=2)
+    result = run_module_file(MODULES / f"{module}.py", args, tmp_path, timeout=30)
+    assert result.get("failed") is True, result
+    assert "it is a FIFO, not a regular file" in result["msg"]
+
+
+def test_config_refuses_an_oversized_file(tmp_path: Path) -> None:
+    ini = tmp_path / "refsuite.ini"
+    with open(ini, "wb") as handle:
+        handle.truncate(ini_config.MAX_CONFIG_BYTES + 1)  # sparse: no disk used
+    result = run_module_file(
+        MODULES / "config.py",
+        {"profile_data": REFSUITE_PROFILE, "config_file": str(ini),
+         "settings": {"suite": {"role": "client"}}},
+        tmp_path,
+    )  # fmt: skip
+    assert result.get("failed") is True and "larger than" in result["msg"], result
+    assert ini.stat().st_size == ini_config.MAX_CONFIG_BYTES + 1

@@ -31,7 +31,10 @@ def open_regular(path: str, what: str = "file") -> int:
                 "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
                 "not a regular file"
             )  # fmt: skip
-            raise SuiteError(f"{what}: {path} is {kind}; give the path of a regular file")
+            raise SuiteError(
+                f"{what}: cannot read {path}: it is {kind}, not a regular file; give the path "
+                "of a regular file"
+            )
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
@@ -55,7 +58,7 @@ def read_regular(path: str, limit: int, what: str = "file") -> bytes:
     finally:
         os.close(fd)
     if size > limit:
-        raise SuiteError(f"{what}: {path} is larger than {limit} bytes; refused")
+        raise SuiteError(f"{what}: cannot read {path}: larger than {limit} bytes; refused")
     return b"".join(chunks)
 
 

@@ -20,6 +20,7 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite import file
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 
 SUITE_SECTION = "suite"
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # a suite INI file is a few kB; a larger one is refused
 PORT_KEYS = ("port", "ports")
 BOOL_TRUE = ("1", "yes", "true", "on")
 BOOL_FALSE = ("0", "no", "false", "off")
@@ -252,7 +253,7 @@ def backup_file(path: str) -> str:
     """
     directory, name = os.path.split(os.path.abspath(path))
     stamp = time.strftime("%Y-%m-%d@%H:%M:%S")
-    source = fileio.open_regular(path)
+    source = fileio.open_regular(path, what="config_file")
     try:
         st = os.fstat(source)
         fd, dest = tempfile.mkstemp(dir=directory, prefix=f"{name}.{stamp}.", suffix="~")
@@ -331,13 +332,19 @@ class IniConfig:
         self.mode = mode
 
     def _read(self) -> str:
+        """The current text; only a regular file is opened (a FIFO would block for ever) and
+        at most ``MAX_CONFIG_BYTES`` are read."""
         try:
-            with open(self.path, encoding="utf-8") as handle:
-                return handle.read()
+            data = fileio.read_regular(self.path, MAX_CONFIG_BYTES, what="config_file")
         except FileNotFoundError:
             return ""
         except OSError as exc:
-            raise SuiteError(f"path: cannot read {self.path}: {exc.strerror}")
+            raise SuiteError(f"config_file: cannot read {self.path}: {exc.strerror}")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SuiteError(f"config_file: {self.path} is not UTF-8 text ({exc.reason} at byte "
+                             f"{exc.start}); fix or remove the file")  # fmt: skip
 
     def _normalised_settings(self) -> dict[str, dict[str, str]]:
         result: dict[str, dict[str, str]] = {}

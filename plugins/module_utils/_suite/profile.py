@@ -20,7 +20,11 @@ import re
 import reprlib
 import typing as t
 
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import ProfileError
+from ansible_collections.daemonops.suite.plugins.module_utils._suite import fileio
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import (
+    ProfileError,
+    SuiteError,
+)
 
 PID_STORE_TYPES = ("sqlite", "pidfile", "postgresql")
 PID_STORE_COLUMNS = ("name", "pid", "start_time", "boot_id", "host", "exe")
@@ -349,6 +353,7 @@ class _Ctx:
         raise ProfileError(message)
 
 
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # the suite's INI file; a larger one is refused unread
 MAX_MESSAGE = 2000  # characters of one validation message; values in it are shortened first
 
 _SHOW = reprlib.Repr()
@@ -845,10 +850,14 @@ def read_config_overrides(
     """
     names = set(daemon_names)
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        # only a regular file (a FIFO would block for ever), at most MAX_CONFIG_BYTES
+        text = fileio.read_regular(path, MAX_CONFIG_BYTES, "suite configuration file").decode(
+            "utf-8"
+        )
     except FileNotFoundError:
         return {}, {}
+    except SuiteError as exc:
+        raise ProfileError(str(exc)) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{path}: cannot read the suite configuration file: {exc}") from exc
     parser = configparser.ConfigParser(
