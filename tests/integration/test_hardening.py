@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from modrun import run_module_file
+from modrun import kill, run_module_file, spawn
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import (
     ini_config,
@@ -472,3 +472,44 @@ def test_config_refuses_an_oversized_file(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.get("failed") is True and "larger than" in result["msg"], result
     assert ini.stat().st_size == ini_config.MAX_CONFIG_BYTES + 1
+
+
+# -- 14. match regexes: no nested unbounded quantifiers; a bounded command line ---------------
+@pytest.mark.parametrize("pattern", [r"(a+)+$", r"(a*)*", r"(.*)+x", r"^(\w+\s?)*$"])
+def test_profile_refuses_nested_unbounded_quantifiers(tmp_path: Path, pattern: str) -> None:
+    source = tmp_path / "profile.yml"
+    source.write_text(
+        yaml.safe_dump(
+            {
+                "suite": {"name": "redos", "roles": ["server"]},
+                "daemons": [{"name": "qm", "roles": ["server"], "match": {"cmdline": pattern}}],
+            }
+        )
+    )
+    with pytest.raises(ProfileError, match=r"match.cmdline: regular expression .* repeats"):
+        load_profile_file(str(source))
+
+
+def test_match_regex_sees_a_bounded_command_line(tmp_path: Path) -> None:
+    # quadratic in the length of the text it is searched in: a 1,200,000-character command
+    # line took minutes per process; 2,048 characters take milliseconds (one argument may have
+    # at most 128 kB)
+    victim = spawn("hardening-victim", *["zq9" * 40_000] * 10)
+    try:
+        tree = tmp_path / "cluster"
+        (tree / "node1").mkdir(parents=True)
+        (tree / "node1" / "members.dat").write_text("m")
+        profile_data = _cluster_profile()
+        profile_data["daemons"][0]["match"]["cmdline"] = "zq9.*="
+        result = run_module_file(
+            MODULES / "cluster_data.py",
+            {"profile_data": profile_data, "path": str(tree), "depth": 2,
+             "instance": str(tmp_path)},
+            tmp_path,
+            timeout=60,
+        )  # fmt: skip
+        assert result.get("failed") is not True, result
+        assert result["removed"] == [f"{tree}/node1/members.dat"]
+        assert victim.poll() is None  # looked at, never touched
+    finally:
+        kill(victim)

@@ -20,6 +20,11 @@ import re
 import reprlib
 import typing as t
 
+try:  # the regex parser: re._parser from Python 3.11, sre_parse before
+    from re import _parser as _sre_parse  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - Python < 3.11
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import fileio
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import (
     ProfileError,
@@ -123,14 +128,20 @@ class Daemon:
         ``cmdline_regex`` is searched in the space-joined cmdline (Linux cuts ``comm`` to 15
         characters, the cmdline is complete). ``exe_regex``, when the profile sets one, must
         match ``exe`` if ``exe`` is known (None = unreadable, not held against the process).
-        ``instance``, when given, must appear as a substring of the joined cmdline.
+        ``instance``, when given, must appear as a substring of the joined cmdline. The
+        regexes are applied to the first ``MAX_MATCHED_CHARS`` characters only.
         """
         if not cmdline:
             return False
         joined = " ".join(cmdline)
-        if not self.cmdline_regex.search(joined):
+        # local users choose their command lines: the regex sees a bounded prefix only
+        if not self.cmdline_regex.search(joined[:MAX_MATCHED_CHARS]):
             return False
-        if self.exe_regex is not None and exe is not None and not self.exe_regex.search(exe):
+        if (
+            self.exe_regex is not None
+            and exe is not None
+            and not self.exe_regex.search(exe[:MAX_MATCHED_CHARS])
+        ):
             return False
         return not (instance and instance not in joined)
 
@@ -353,6 +364,7 @@ class _Ctx:
         raise ProfileError(message)
 
 
+MAX_MATCHED_CHARS = 2048  # of a command line (or exe) that a match regex is applied to
 MAX_CONFIG_BYTES = 4 * 1024 * 1024  # the suite's INI file; a larger one is refused unread
 MAX_MESSAGE = 2000  # characters of one validation message; values in it are shortened first
 
@@ -453,12 +465,49 @@ def _string_list(ctx: _Ctx, field: str, value: t.Any) -> tuple[str, ...]:
     return tuple(_string(ctx, f"{field}[{i}]", item) for i, item in enumerate(value))
 
 
+_REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+
+
+def _nested_unbounded(items: t.Any, inside: bool = False) -> bool:
+    """True when an unbounded repeat (``*``, ``+``, ``{n,}``) contains another one: ``(a+)+``,
+    ``(a*)*``, ``(.*)+``; such a regex can take time exponential in the input's length."""
+    for op, arg in items:
+        name = str(op)
+        subs: list[t.Any] = []
+        unbounded = False
+        if name in _REPEATS:
+            unbounded = arg[1] == _sre_parse.MAXREPEAT
+            if unbounded and inside:
+                return True
+            subs = [arg[2]]
+        elif name == "SUBPATTERN":
+            subs = [arg[-1]]
+        elif name == "BRANCH":
+            subs = list(arg[1])
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            subs = [arg[1]]
+        elif name == "ATOMIC_GROUP":
+            subs = [arg]
+        if any(_nested_unbounded(sub, inside or unbounded) for sub in subs):
+            return True
+    return False
+
+
 def _regex(ctx: _Ctx, field: str, value: t.Any) -> re.Pattern[str]:
     pattern = _string(ctx, field, value)
     try:
-        return re.compile(pattern)
+        compiled = re.compile(pattern)
+        nested = _nested_unbounded(_sre_parse.parse(pattern))
     except re.error as exc:
         ctx.fail(field, f"invalid regular expression {_show(pattern)}: {exc}")
+    if nested:
+        ctx.fail(
+            field,
+            f"regular expression {_show(pattern)} repeats a group that itself repeats without "
+            "bound (like (a+)+ or (.*)*), which can take exponential time on a hostile command "
+            "line; write it without the nesting (a+ instead of (a+)+)",
+        )
+    return compiled
 
 
 def _roles(ctx: _Ctx, field: str, value: t.Any) -> tuple[str, ...]:
