@@ -63,9 +63,7 @@ def test_client_transfers_a_file_to_the_servers_stpd(client):
     # the server's shared secret (made 0600 at its first start)
     token = _server().check_output("cat /etc/refsuite/token").strip()
     auth = f"-H 'Authorization: Bearer {token}'"
-    code = sender.check_output(
-        f"curl -sS -o /dev/null -w '%{{http_code}}' {auth} -T {local} {url}"
-    )
+    code = sender.check_output(f"curl -sS -o /dev/null -w '%{{http_code}}' {auth} -T {local} {url}")
     assert code == "201", f"PUT from {client} answered HTTP {code}"
     stored = f"/var/lib/refsuite/data/{name}"
     assert sha256_of(_server(), stored) == sent
