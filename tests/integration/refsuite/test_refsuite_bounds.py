@@ -138,7 +138,7 @@ def test_idle_connections_are_capped_and_timed_out(
         daemon = "stpd" if port != suite.ui_port else "ui"
         proc = psutil.Process(suite.pid(daemon))
         threads_before = proc.num_threads()
-        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(30)]
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _unused in range(30)]
         try:
             # never more than max_clients handler threads, whatever the number of connections
             time.sleep(0.3)
