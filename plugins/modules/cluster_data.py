@@ -18,13 +18,19 @@ description:
     whose command line contains it count), or when any ESTABLISHED TCP connection has one of the
     suite's ports as its local port (one pass over the sockets; an accepted connection counts
     even after its listener has closed).
-  - Refuses a O(path) that is relative, not normalised, contains C(..) or a symlink, does not
+  - Refuses a O(path) outside the profile's C(suite.cluster_data.path) (when the profile has
+    one), and a O(path) that is relative, not normalised, contains C(..) or a symlink, does not
     exist, or is V(/), a top-level or system directory (C(/var), C(/usr/lib), C(/etc/...), a home
     directory ...). A second check compares the device and inode of the opened directory with
     those of C(/) and the system directories.
   - Deletes through directory file descriptors only, never follows a symlink (a link is removed,
     its target is untouched) and never enters another filesystem or a mount point (those are
-    reported in RV(skipped)).
+    reported in RV(not_descended)).
+  - The whole plan (every entry to remove) is computed before the first deletion. Names that are
+    not UTF-8 are handled as they are and reported escaped (C(\xff)). Any depth of tree works
+    (the walk is iterative). An entry that cannot be removed (permission denied, an immutable
+    file) is kept and reported in RV(kept) while everything else is removed; the task then fails
+    with an account of both.
   - In check mode, verifies the same conditions (and fails the same way) and lists what would be
     removed; use it as the "every member is stopped" verification of a cluster reset.
 author: daemonops.suite developers (@daemonops)
@@ -33,7 +39,10 @@ extends_documentation_fragment:
   - daemonops.suite.suite.attributes_action
 options:
   path:
-    description: Root of the cluster data tree. Default C(suite.cluster_data.path) of the profile.
+    description:
+      - Root of the cluster data tree. Default C(suite.cluster_data.path) of the profile.
+      - When the profile has a C(suite.cluster_data.path), O(path) must be that directory or a
+        directory below it (the allow rule); the refusal of system paths applies as well.
     type: path
   depth:
     description:
@@ -82,8 +91,19 @@ removed:
   type: list
   elements: str
   sample: [/var/lib/refsuite/cluster/node1/members.dat]
-skipped:
-  description: Entries left in place, with the reason (another filesystem, mount point, changed meanwhile).
+kept:
+  description:
+    - Entries that could not be removed (permission denied, an immutable file ...), with the
+      reason. When there are any the task fails, after removing everything else, and also
+      returns RV(removed) (what was removed) and RV(not_descended).
+  returned: always
+  type: list
+  elements: str
+  sample: ['/var/lib/refsuite/cluster/node1/members.dat: not removed (Operation not permitted)']
+not_descended:
+  description:
+    - Entries left in place, with the reason (another filesystem, mount point, changed meanwhile).
+    - Called C(skipped) before version 0.2.0; renamed because Ansible reserves C(skipped).
   returned: success
   type: list
   elements: str

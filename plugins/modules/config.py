@@ -43,13 +43,24 @@ options:
     choices: [present, absent]
     default: present
   backup:
-    description: Keep a copy of the previous file (C(<file>.<pid>.<timestamp>~)) when it changes.
+    description:
+      - Keep a copy of the previous file (C(<file>.<timestamp>.<random>~), created in the same
+        directory with an unpredictable name, never through an existing file or link) when it
+        changes.
     type: bool
     default: false
   mode:
-    description: Mode of a newly created file (an existing file keeps its mode).
+    description:
+      - Mode of a newly created file (an existing file keeps its mode), an octal string such as
+        V('0640') or a number from 0 to 0o7777.
+      - The setuid, setgid and sticky bits (V('4000'), V('2000'), V('1000')) are refused unless
+        O(allow_special_bits=true).
     type: raw
     default: '0644'
+  allow_special_bits:
+    description: Allow the setuid, setgid and sticky bits in O(mode).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -94,6 +105,7 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors impo
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.ini_config import (  # noqa: E402
     IniConfig,
     ProfileFacts,
+    parse_mode,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (  # noqa: E402
     SuiteAction,
@@ -105,13 +117,6 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit 
 
 
 class Config(SuiteAction):
-    def _mode(self) -> int:
-        mode = self.params["mode"]
-        try:
-            return int(str(mode), 8) if isinstance(mode, str) else int(mode)
-        except ValueError:
-            raise SuiteError(f"mode: '{mode}' is not an octal mode such as '0644'")
-
     def run(self) -> dict:
         profile = profile_from_params(self.params, apply_ini=False)
         path = self.params["config_file"] or profile.config_file
@@ -126,7 +131,7 @@ class Config(SuiteAction):
             ProfileFacts.from_profile(profile),
             backup=self.params["backup"],
             check_mode=self.check_mode,
-            mode=self._mode(),
+            mode=parse_mode(self.params["mode"], self.params["allow_special_bits"]),
         ).run()
         self.changed = result.pop("changed")
         self.diff = result.pop("diff")
@@ -139,6 +144,7 @@ def main() -> None:
         state=dict(type="str", choices=["present", "absent"], default="present"),
         backup=dict(type="bool", default=False),
         mode=dict(type="raw", default="0644"),
+        allow_special_bits=dict(type="bool", default=False),
     )
     run_module(Config, argument_spec, **merge_rules())
 

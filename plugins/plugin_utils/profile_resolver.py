@@ -34,7 +34,7 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile imp
 
 COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROFILES_DIR = os.path.join(COLLECTION_ROOT, "profiles")
-_NAME_RE = re.compile(r"^[a-z0-9_]+$")
+_NAME_RE = re.compile(r"[a-z0-9_]+")
 
 
 def shipped_profiles(profiles_dir: str = PROFILES_DIR) -> list[str]:
@@ -49,7 +49,7 @@ def shipped_profiles(profiles_dir: str = PROFILES_DIR) -> list[str]:
 def profile_path(name: str, profiles_dir: str = PROFILES_DIR) -> str:
     """Path of the shipped profile ``name``; SuiteError listing the known ones otherwise."""
     path = os.path.join(profiles_dir, f"{name}.yml")
-    if not _NAME_RE.match(name) or not os.path.isfile(path):
+    if not _NAME_RE.fullmatch(name) or not os.path.isfile(path):
         known = ", ".join(shipped_profiles(profiles_dir)) or "none"
         raise SuiteError(
             f"profile '{name}' is not shipped; known profiles: {known}; "

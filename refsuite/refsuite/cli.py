@@ -16,6 +16,7 @@ from refsuite import __version__, proc
 from refsuite.config import DEFAULT_CONFIG, Config, ConfigError, load_config
 from refsuite.qm import lock_is_held, preflight, write_request
 from refsuite.state import PidRecord, StateDB, judge
+from refsuite.token import ensure_token
 
 
 class CommandError(Exception):
@@ -249,6 +250,8 @@ def cmd_start(cfg: Config, force: bool, foreground: bool) -> int:
     ):
         cmd_gencert(cfg, quiet=True)
         print(f"refsuite: generated a self-signed certificate at {cfg.tls_cert}")
+    if ensure_token(cfg.token_file):
+        print(f"refsuite: generated the suite's token at {cfg.token_file} (mode 0600)")
     if foreground:
         sys.stdout.flush()
         os.execve(proc.python_executable(), _qm_argv(cfg, force, True), proc.child_env())

@@ -43,6 +43,10 @@ SUITE_KEYS: dict[str, str] = {
     "start_timeout": "30",
     "stop_timeout": "30",
     "syslog_socket": "/dev/log",
+    "token_file": "",  # empty: "token" next to the configuration file
+    "max_upload": str(64 * 1024 * 1024),
+    "max_clients": "64",
+    "io_timeout": "30",
 }
 PATH_KEYS = ("state_db", "cluster_path", "log_file", "data_dir", "tls_cert", "tls_key")
 
@@ -87,6 +91,10 @@ class Config:
     start_timeout: float = 30.0
     stop_timeout: float = 30.0
     syslog_socket: str = "/dev/log"
+    token_file: str = ""
+    max_upload: int = 64 * 1024 * 1024  # bytes of one stpd upload
+    max_clients: int = 64  # connections served at once per listening port
+    io_timeout: float = 30.0  # seconds a client may stay silent (before it authenticated)
     catalog: str = ""
     data_servers: int = 2
     write_interval: float = 1.0
@@ -217,6 +225,15 @@ def parse_config(text: str, path: str) -> Config:
     cfg.start_timeout = _float(path, "suite", "start_timeout", values["start_timeout"], 0.1)
     cfg.stop_timeout = _float(path, "suite", "stop_timeout", values["stop_timeout"], 0.1)
     cfg.catalog = os.path.join(os.path.dirname(cfg.state_db), "catalog.db")
+    token_file = values["token_file"] or os.path.join(
+        os.path.dirname(os.path.abspath(path)), "token"
+    )
+    if not os.path.isabs(token_file):
+        raise ConfigError(f"{path}: [suite] token_file = {token_file!r} must be an absolute path")
+    cfg.token_file = os.path.normpath(token_file)
+    cfg.max_upload = _int(path, "suite", "max_upload", values["max_upload"], 1, 1 << 40)
+    cfg.max_clients = _int(path, "suite", "max_clients", values["max_clients"], 1, 10000)
+    cfg.io_timeout = _float(path, "suite", "io_timeout", values["io_timeout"], 0.1)
 
     for name in ALL_DAEMONS:
         sect = parser[name] if parser.has_section(name) else {}

@@ -13,8 +13,10 @@ import socket
 import socketserver
 import sqlite3
 import ssl
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -22,18 +24,34 @@ from typing import Any
 from refsuite import proc
 from refsuite.config import Config, ConfigError, load_config
 from refsuite.state import RecordRefused, StateDB, judge, live_message, own_record, stale_message
+from refsuite.token import TokenError, read_token, same
 
-FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
+FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
+MAX_LINE = 1024  # bytes of one command line of the line protocol
+CHUNK = 64 * 1024
 
 
-def _server_class(base: type[socketserver.TCPServer], bind: str) -> Any:
-    """A server class for `bind`: IPv6 (dual stack, IPV6_V6ONLY=0) when bind contains ':'."""
+def _server_class(base: type[socketserver.TCPServer], bind: str, max_clients: int) -> Any:
+    """A threading server class for `bind`: IPv6 (dual stack, IPV6_V6ONLY=0) when bind contains
+    ':'. At most `max_clients` connections are served at once; one more is closed at accept."""
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    slots = threading.BoundedSemaphore(max_clients)
 
     class Server(base):  # type: ignore[valid-type,misc]
         address_family = family
         allow_reuse_address = True
         daemon_threads = True
+        block_on_close = False
+
+        def verify_request(self, request: Any, client_address: Any) -> bool:
+            # False: socketserver closes the connection at once (no thread is started)
+            return slots.acquire(blocking=False)
+
+        def process_request_thread(self, request: Any, client_address: Any) -> None:
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                slots.release()
 
         def server_bind(self) -> None:
             if family == socket.AF_INET6:
@@ -86,27 +104,50 @@ class LineServerDaemon(Daemon):
         clients: dict[socket.socket, str] = {}
         lock = threading.Lock()
 
+        token = read_token(self.cfg.token_file)
+
         class Handler(socketserver.StreamRequestHandler):
+            # a client that has not authenticated must speak within io_timeout seconds
+            timeout = daemon.cfg.io_timeout
+
             def handle(self) -> None:
                 peer = _peer(self.client_address)
+                authenticated = False
                 with lock:
                     clients[self.connection] = peer
                 daemon.log.info("client connected from %s", peer)
                 try:
-                    for raw in self.rfile:
-                        command = raw.decode("utf-8", "replace").strip().upper()
+                    while True:
+                        raw = self.rfile.readline(MAX_LINE + 1)
+                        if not raw:
+                            break
+                        if len(raw) > MAX_LINE:
+                            self.wfile.write(b"ERR line too long\n")
+                            break
+                        words = raw.decode("utf-8", "replace").strip().split(None, 1)
+                        command = words[0].upper() if words else ""
                         if command == "PING":
                             reply = "PONG"
-                        elif command == "CLIENTS":
-                            with lock:
-                                reply = " ".join(p for s, p in clients.items() if p != peer)
                         elif command == "HELLO":
                             reply = f"WELCOME {daemon.banner}"
                         elif command == "QUIT":
                             self.wfile.write(b"BYE\n")
                             break
+                        elif command == "AUTH":
+                            if not same(words[1] if len(words) > 1 else None, token):
+                                daemon.log.warning("client %s: wrong token", peer)
+                                self.wfile.write(b"ERR wrong token\n")
+                                break
+                            authenticated = True
+                            self.connection.settimeout(None)  # a session may stay idle
+                            reply = "OK"
+                        elif not authenticated:
+                            reply = "ERR authenticate first: AUTH <token>"
+                        elif command == "CLIENTS":
+                            with lock:
+                                reply = " ".join(p for s, p in clients.items() if p != peer)
                         else:
-                            reply = f"ERR unknown command {command!r}"
+                            reply = f"ERR unknown command {command[:40]!r}"
                         self.wfile.write(reply.encode() + b"\n")
                 except OSError:
                     pass
@@ -116,9 +157,9 @@ class LineServerDaemon(Daemon):
                     daemon.log.info("client %s disconnected", peer)
 
         self.clients = clients
-        self.server = _server_class(socketserver.ThreadingTCPServer, self.cfg.bind)(
-            (self.cfg.bind, self.port()), Handler
-        )
+        self.server = _server_class(
+            socketserver.ThreadingTCPServer, self.cfg.bind, self.cfg.max_clients
+        )((self.cfg.bind, self.port()), Handler)
         self.serve_in_thread(self.server)
         self.log.info("listening on %s port %d", self.cfg.bind, self.port())
 
@@ -295,12 +336,15 @@ class SmsDaemon(Daemon):
 
 class _HttpsServerMixin:
     ssl_context: ssl.SSLContext
+    io_timeout: float
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # TLS handshake in the request thread, so a slow client cannot block accept()
         try:
+            request.settimeout(self.io_timeout)  # a silent client cannot hold the handshake
             request = self.ssl_context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
+            request.close()
             return
         super().finish_request(request, client_address)  # type: ignore[misc]
 
@@ -313,16 +357,27 @@ class StpdDaemon(Daemon):
         data_dir = self.cfg.data_dir
         os.makedirs(data_dir, exist_ok=True)
 
+        token = read_token(self.cfg.token_file)
+        max_upload = self.cfg.max_upload
+
         class Handler(http.server.BaseHTTPRequestHandler):
             server_version = "refsuite-stpd/0.1"
+            timeout = daemon.cfg.io_timeout  # socket timeout of every read and write
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def _reply(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
+            def _reply(
+                self, code: int, body: bytes, ctype: str = "text/plain", close: bool = False
+            ) -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
+                if code == 401:
+                    self.send_header("WWW-Authenticate", 'Bearer realm="refsuite"')
+                if close:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(body)
@@ -331,7 +386,15 @@ class StpdDaemon(Daemon):
                 if not self.path.startswith("/files/"):
                     return None
                 name = self.path[len("/files/") :]
-                return os.path.join(data_dir, name) if FILE_NAME.match(name) else None
+                return os.path.join(data_dir, name) if FILE_NAME.fullmatch(name) else None
+
+            def _authorised(self) -> bool:
+                given = self.headers.get("Authorization", "")
+                if given[:7].lower() == "bearer " and same(given[7:].strip(), token):
+                    return True
+                self._reply(401, b"give the suite's token: Authorization: Bearer <token>\n",
+                            close=True)  # fmt: skip
+                return False
 
             def do_GET(self) -> None:
                 if self.path == "/health":
@@ -340,33 +403,76 @@ class StpdDaemon(Daemon):
                 if self.path == "/":
                     self._reply(200, b"refsuite stpd\n")
                     return
+                if not self._authorised():
+                    return
                 target = self._file()
-                if target is None or not os.path.isfile(target):
+                try:
+                    fd = (
+                        os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                        if target
+                        else -1
+                    )
+                except OSError:
+                    fd = -1
+                if fd >= 0 and not stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    fd = -1
+                if fd < 0:
                     self._reply(404, b"not found\n")
                     return
-                with open(target, "rb") as handle:
-                    self._reply(200, handle.read(), "application/octet-stream")
+                with open(fd, "rb") as handle:
+                    size = os.fstat(handle.fileno()).st_size
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(size))
+                    self.end_headers()
+                    if self.command == "HEAD":
+                        return
+                    while size > 0:
+                        block = handle.read(min(CHUNK, size))
+                        if not block:
+                            break
+                        self.wfile.write(block)
+                        size -= len(block)
 
             do_HEAD = do_GET
 
             def do_PUT(self) -> None:
+                if not self._authorised():
+                    return
                 target = self._file()
                 if target is None:
-                    self._reply(400, b"use PUT /files/NAME (NAME: letters, digits, . _ -)\n")
+                    self._reply(400, b"use PUT /files/NAME (NAME: letters, digits, . _ -)\n",
+                                close=True)  # fmt: skip
                     return
-                length = self.headers.get("Content-Length")
-                if length is None or not length.isdigit():
-                    self._reply(411, b"Content-Length required\n")
+                length = self.headers.get("Content-Length", "")
+                if not (length.isascii() and length.isdigit()) or len(length) > 15:
+                    self._reply(411, b"Content-Length required\n", close=True)
                     return
-                body = self.rfile.read(int(length))
-                tmp = f"{target}.part{threading.get_ident()}"
-                with open(tmp, "wb") as handle:
-                    handle.write(body)
-                os.replace(tmp, target)
-                daemon.log.info("stored %s (%d bytes)", os.path.basename(target), len(body))
+                remaining = int(length)
+                if remaining > max_upload:
+                    self._reply(413, f"larger than max_upload ({max_upload} bytes)\n".encode(),
+                                close=True)  # fmt: skip
+                    return
+                name = os.path.basename(target)
+                fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=f".{name}.", suffix=".part")
+                try:
+                    with os.fdopen(fd, "wb") as handle:
+                        while remaining > 0:
+                            block = self.rfile.read(min(CHUNK, remaining))
+                            if not block:
+                                raise ConnectionError("the client sent less than Content-Length")
+                            handle.write(block)
+                            remaining -= len(block)
+                    os.chmod(tmp, 0o644)
+                    os.replace(tmp, target)
+                except BaseException:
+                    os.unlink(tmp)
+                    raise
+                daemon.log.info("stored %s (%s bytes)", name, length)
                 self._reply(201, b"stored\n")
 
-        plain = _server_class(http.server.ThreadingHTTPServer, self.cfg.bind)
+        plain = _server_class(http.server.ThreadingHTTPServer, self.cfg.bind, self.cfg.max_clients)
 
         class TlsServer(_HttpsServerMixin, plain):  # type: ignore[misc,valid-type]
             pass
@@ -383,6 +489,7 @@ class StpdDaemon(Daemon):
         self.servers.append(plain((self.cfg.bind, ports[1]), Handler))
         tls = TlsServer((self.cfg.bind, ports[2]), Handler)
         tls.ssl_context = context
+        tls.io_timeout = self.cfg.io_timeout
         self.servers.append(tls)
         for server in self.servers:
             self.serve_in_thread(server)
@@ -449,7 +556,7 @@ def run_daemon(name: str, instance: int | None, cfg: Config, force: bool) -> int
     impl = DAEMONS[name](cfg, log, instance, force)
     try:
         impl.setup()
-    except (OSError, RuntimeError, ssl.SSLError, sqlite3.Error) as exc:
+    except (OSError, RuntimeError, TokenError, ssl.SSLError, sqlite3.Error) as exc:
         log.error("cannot start %s: %s", record_name, exc)
         return 1
     try:

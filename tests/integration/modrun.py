@@ -19,7 +19,7 @@ TOP = Path(__file__).resolve().parents[2]
 
 
 def run_module_file(
-    module: Path, args: dict[str, Any], tmp_path: Path, check: bool = False
+    module: Path, args: dict[str, Any], tmp_path: Path, check: bool = False, timeout: float = 120
 ) -> dict[str, Any]:
     """Run the real module file in a child Python, the way Ansible runs it on a target."""
     payload = dict(args, _ansible_check_mode=check, _ansible_diff=True)
@@ -29,7 +29,7 @@ def run_module_file(
         [sys.executable, str(module), str(args_file)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
     try:

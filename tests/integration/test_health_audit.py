@@ -212,7 +212,11 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             assert time.monotonic() < deadline, "charlie's sshd did not go offline"
             time.sleep(0.3)
 
+        # an authenticated ui session (the token is next to the instances' INI files)
         client = socket.create_connection(("127.0.0.1", instances["srv-alpha"].ports["ui"]), 10)
+        token = (instances["srv-alpha"].config.parent / "token").read_text().strip()
+        client.sendall(f"AUTH {token}\n".encode())
+        assert client.makefile("rb").readline() == b"OK\n"
 
         closed_port = free_ports(1)[0]
         hosts_of = {"server": {}, "client": {}}

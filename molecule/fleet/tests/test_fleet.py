@@ -60,14 +60,18 @@ def test_client_transfers_a_file_to_the_servers_stpd(client):
     local = f"/tmp/{name}"
     sender.check_output(f"head -c 1048576 /dev/urandom > {local}")
     sent = sha256_of(sender, local)
-    code = sender.check_output(
-        f"curl -sS -o /dev/null -w '%{{http_code}}' -T {local} http://server:11000/files/{name}"
-    )
+    url = f"http://server:11000/files/{name}"
+    refused = sender.check_output(f"curl -sS -o /dev/null -w '%{{http_code}}' -T {local} {url}")
+    assert refused == "401", f"PUT without the token from {client} answered HTTP {refused}"
+    # the server's shared secret (made 0600 at its first start)
+    token = _server().check_output("cat /etc/refsuite/token").strip()
+    auth = f"-H 'Authorization: Bearer {token}'"
+    code = sender.check_output(f"curl -sS -o /dev/null -w '%{{http_code}}' {auth} -T {local} {url}")
     assert code == "201", f"PUT from {client} answered HTTP {code}"
     stored = f"/var/lib/refsuite/data/{name}"
     assert sha256_of(_server(), stored) == sent
     # and the copy is readable back over HTTP from the other side of the network
-    fetched = sender.check_output(f"curl -sS http://server:11000/files/{name} | sha256sum")
+    fetched = sender.check_output(f"curl -sS {auth} {url} | sha256sum")
     assert fetched.split()[0] == sent
 
 

@@ -119,6 +119,7 @@ class ClusterData(SuiteAction):
                 "options (depth 2 under /var/cluster/sms clears /var/cluster/sms/*/*)"
             )
         root = safe_delete.validate_root(path)
+        safe_delete.check_allowed(root, configured.path if configured else None)
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
             raise SuiteError(f"depth must be 1 or more, got {depth!r}")
         instance = params.get("instance")
@@ -133,21 +134,58 @@ class ClusterData(SuiteAction):
                 + "; ".join(blockers)
                 + ". Stop every daemon of the suite and wait for the clients to disconnect."
             )
-        skipped: list[str] = []
-        planned = safe_delete.clear_tree(root, depth, check_mode=True, skipped=skipped)
+        # the whole plan first (a walk that deletes nothing): every name made reportable
+        # before the first deletion
+        not_descended: list[str] = []
+        unreadable: list[str] = []
+        planned = safe_delete.clear_tree(
+            root, depth, check_mode=True, skipped=not_descended, kept=unreadable
+        )
+        if unreadable:
+            raise SuiteError(
+                f"refusing to clear {root}: nothing was deleted because part of the tree cannot "
+                f"be read: {_summary(unreadable)}. Fix the permissions (or run with become: true)",
+                details={"removed": [], "kept": unreadable, "not_descended": not_descended},
+            )
         removed = planned
         if planned:
             done: list[str] = []
-            result = self.clear(root, depth, done)
+            kept: list[str] = []
+            result = self.clear(root, depth, done, kept)
             if result is not None:  # None in check mode: the plan is the answer
-                removed, skipped = result, done
+                removed, not_descended = result, done
+            if kept:
+                raise SuiteError(
+                    f"cleared {root} only in part: removed {len(removed)} of {len(planned)} "
+                    f"entries; could not remove {len(kept)}: {_summary(kept)}. Remove the cause "
+                    "(an immutable attribute: chattr -i; permissions) and run again",
+                    details={
+                        "changed": bool(removed),
+                        "removed": removed,
+                        "kept": kept,
+                        "not_descended": not_descended,
+                    },
+                )
         self.diff = {
             "before": {"path": root, "entries": planned},
             "after": {"path": root, "entries": sorted(set(planned) - set(removed))},
         }
-        return {"root": root, "depth": depth, "removed": removed, "skipped": skipped}
+        return {
+            "root": root,
+            "depth": depth,
+            "removed": removed,
+            "not_descended": not_descended,
+            "kept": [],
+        }
 
     @trigger_change
     @skip_if_check_mode
-    def clear(self, root: str, depth: int, skipped: list[str]) -> list[str]:
-        return safe_delete.clear_tree(root, depth, check_mode=False, skipped=skipped)
+    def clear(self, root: str, depth: int, not_descended: list[str], kept: list[str]) -> list[str]:
+        return safe_delete.clear_tree(
+            root, depth, check_mode=False, skipped=not_descended, kept=kept
+        )
+
+
+def _summary(entries: list[str], limit: int = 5) -> str:
+    shown = "; ".join(entries[:limit])
+    return shown + (f" (and {len(entries) - limit} more)" if len(entries) > limit else "")

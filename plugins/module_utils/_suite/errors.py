@@ -5,17 +5,19 @@
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 
 class SuiteError(Exception):
     """An error the user can act on; ``msg`` says what is wrong and how to fix it.
 
-    ``details`` are extra result keys the failed task returns (e.g. the drain progress).
-    """
+    ``details`` are extra return values of the failed task (for example what was removed before
+    a deletion had to stop, or the drain progress of a refused stop)."""
 
-    def __init__(self, msg: str, **details: object) -> None:
+    def __init__(self, msg: str, details: Optional[dict[str, Any]] = None) -> None:
         super().__init__(msg)
         self.msg = msg
-        self.details = details
+        self.details = details or {}
 
     def __str__(self) -> str:
         return self.msg

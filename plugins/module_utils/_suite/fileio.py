@@ -4,8 +4,62 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from typing import Optional
+
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
+
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_regular(path: str, what: str = "file") -> int:
+    """Open ``path`` for reading only if it is a regular file; return the descriptor.
+
+    The open is non-blocking (a FIFO would otherwise wait for a writer for ever) and the type is
+    checked with ``fstat`` on the opened descriptor, so a FIFO, device, socket or directory is
+    refused with a SuiteError naming ``what`` and the path. ``FileNotFoundError`` passes through.
+    """
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = (
+                "a FIFO" if stat.S_ISFIFO(mode) else
+                "a directory" if stat.S_ISDIR(mode) else
+                "a socket" if stat.S_ISSOCK(mode) else
+                "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+                "not a regular file"
+            )  # fmt: skip
+            raise SuiteError(
+                f"{what}: cannot read {path}: it is {kind}, not a regular file; give the path "
+                "of a regular file"
+            )
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: str, limit: int, what: str = "file") -> bytes:
+    """The content of the regular file ``path`` (see ``open_regular``), at most ``limit`` bytes;
+    a longer file is refused with a SuiteError instead of being read whole."""
+    fd = open_regular(path, what)
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            block = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not block:
+                break
+            chunks.append(block)
+            size += len(block)
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise SuiteError(f"{what}: cannot read {path}: larger than {limit} bytes; refused")
+    return b"".join(chunks)
 
 
 def atomic_write(

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
+import stat
+import tempfile
 import time
 from typing import Any, Callable, Optional
 
@@ -19,6 +20,7 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite import file
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 
 SUITE_SECTION = "suite"
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # a suite INI file is a few kB; a larger one is refused
 PORT_KEYS = ("port", "ports")
 BOOL_TRUE = ("1", "yes", "true", "on")
 BOOL_FALSE = ("0", "no", "false", "off")
@@ -26,6 +28,8 @@ BOOL_FALSE = ("0", "no", "false", "off")
 _SECTION_RE = re.compile(r"^\s*\[([^\]]+)\]\s*(?:[;#].*)?$")
 _KEY_RE = re.compile(r"^\s*([^=:\s;#\[][^=:]*?)\s*[=:]\s?(.*)$")
 _INLINE_COMMENT_RE = re.compile(r"\s+[;#].*$")
+# C0 and C1 controls, DEL and the Unicode line/paragraph separators (str.splitlines splits there)
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def format_value(value: Any) -> str:
@@ -240,11 +244,70 @@ def atomic_write(path: str, text: str, default_mode: int = 0o644) -> None:
 
 
 def backup_file(path: str) -> str:
-    """Copy ``path`` to ``path.<timestamp>~`` (like AnsibleModule.backup_local); return the name."""
+    """Copy ``path`` to ``path.<timestamp>.<random>~`` and return the name.
+
+    The backup is created with ``tempfile.mkstemp`` in the file's own directory, that is with
+    ``O_CREAT | O_EXCL | O_NOFOLLOW`` and an unpredictable name: a symlink or file planted in a
+    directory that a less privileged account can write is never followed nor overwritten. The
+    copy gets the original's mode, owner (as root) and times.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
     stamp = time.strftime("%Y-%m-%d@%H:%M:%S")
-    dest = f"{path}.{os.getpid()}.{stamp}~"
-    shutil.copy2(path, dest)
+    source = fileio.open_regular(path, what="config_file")
+    try:
+        st = os.fstat(source)
+        fd, dest = tempfile.mkstemp(dir=directory, prefix=f"{name}.{stamp}.", suffix="~")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                while True:
+                    block = os.read(source, 1 << 20)
+                    if not block:
+                        break
+                    handle.write(block)
+                handle.flush()
+                os.fchmod(handle.fileno(), stat.S_IMODE(st.st_mode))
+                if os.geteuid() == 0:
+                    os.fchown(handle.fileno(), st.st_uid, st.st_gid)
+                os.utime(handle.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
+        except BaseException:
+            os.unlink(dest)
+            raise
+    finally:
+        os.close(source)
     return dest
+
+
+def parse_mode(value: Any, allow_special_bits: bool = False) -> int:
+    """The ``mode`` option: an octal string ('0640') or a number, 0 to 0o7777; the setuid,
+    setgid and sticky bits only with ``allow_special_bits``."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        mode = int(str(value), 8) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError):
+        raise SuiteError(f"mode: {str(value)[:40]!r} is not an octal mode such as '0644'")
+    if not 0 <= mode <= 0o7777:
+        raise SuiteError(
+            f"mode: {str(value)[:40]!r} is outside 0000-7777; give an octal mode such as '0644'"
+        )
+    if mode & 0o7000 and not allow_special_bits:
+        raise SuiteError(
+            f"mode: {mode:04o} sets the setuid, setgid or sticky bit; a configuration file needs "
+            "none of them (give '0644' or '0640'), or set allow_special_bits: true"
+        )
+    return mode
+
+
+def _refuse_control(option: str, what: str, text: str) -> None:
+    """A control character (carriage return, newline, tab, NUL, ...) in an INI section name, key
+    or value would split the line or hide text from one of the readers: refuse it."""
+    found = _CONTROL_RE.search(text)
+    if found:
+        raise SuiteError(
+            f"{option}: the {what} contains the control character {found.group(0)!r} at "
+            f"position {found.start()}; an INI {what} must be a single line of printable "
+            "characters: remove it"
+        )
 
 
 class IniConfig:
@@ -269,13 +332,19 @@ class IniConfig:
         self.mode = mode
 
     def _read(self) -> str:
+        """The current text; only a regular file is opened (a FIFO would block for ever) and
+        at most ``MAX_CONFIG_BYTES`` are read."""
         try:
-            with open(self.path, encoding="utf-8") as handle:
-                return handle.read()
+            data = fileio.read_regular(self.path, MAX_CONFIG_BYTES, what="config_file")
         except FileNotFoundError:
             return ""
         except OSError as exc:
-            raise SuiteError(f"path: cannot read {self.path}: {exc.strerror}")
+            raise SuiteError(f"config_file: cannot read {self.path}: {exc.strerror}")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SuiteError(f"config_file: {self.path} is not UTF-8 text ({exc.reason} at byte "
+                             f"{exc.start}); fix or remove the file")  # fmt: skip
 
     def _normalised_settings(self) -> dict[str, dict[str, str]]:
         result: dict[str, dict[str, str]] = {}
@@ -283,20 +352,21 @@ class IniConfig:
             raise SuiteError("settings: give a mapping {section: {key: value}}")
         for section, keys in self.settings.items():
             section = str(section)
+            _refuse_control(f"settings.{section!r}", "section name", section)
             if not isinstance(keys, dict):
                 raise SuiteError(
                     f"settings.{section}: give a mapping of keys to values, got {type(keys).__name__}"
                 )
             result[section] = {}
             for key, value in keys.items():
+                _refuse_control(f"settings.{section}.{str(key)!r}", "key", str(key))
                 key = str(key).strip().lower()
-                if not key or not re.match(r"^[a-z0-9_.-]+$", key):
+                if not key or not re.fullmatch(r"[a-z0-9_.-]+", key):
                     raise SuiteError(
                         f"settings.{section}.{key}: invalid key name (letters, digits, _ . -)"
                     )
                 text = format_value(value)
-                if "\n" in text:
-                    raise SuiteError(f"settings.{section}.{key}: value must be a single line")
+                _refuse_control(f"settings.{section}.{key}", "value", text)
                 result[section][key] = text
         return result
 

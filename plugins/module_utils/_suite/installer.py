@@ -23,6 +23,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import sys
 import tarfile
 import tempfile
@@ -37,7 +38,15 @@ ENTRY_POINTS = ("bin", "lib", "VERSION")
 MARKER = ".archive.sha256"
 _IGNORED_PARTS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
 _IGNORED_SUFFIXES = (".pyc", ".pyo", "~", ".swp")
-_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+MAX_VERSION_BYTES = 256  # a VERSION file is one short line; a larger one is refused unread
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """``text`` for an error message: at most ``limit`` characters, control characters escaped."""
+    shown = text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+    return shown.encode("unicode_escape").decode("ascii")
+
 
 LAUNCHER = """#!{python}
 # Installed by daemonops.suite.install: runs {package} from <prefix>/lib.
@@ -92,13 +101,36 @@ def _version_of(sources: Mapping[str, bytes], where: str) -> str:
     raise SuiteError(f"{where} has no VERSION file and no {PACKAGE}/__init__.py __version__")
 
 
-def tree_sources(src: str) -> dict[str, bytes]:
+def _inside(path: str, tree: str) -> bool:
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
+
+
+def _read_source(src: str, real_src: str, full: str, rel: str) -> tuple[bytes, int]:
+    """Content and mode of one source file. A symlink is followed only when its target is inside
+    the source tree; one that leaves it is refused (it could copy any file of the target, a
+    0600 secret included, into the installation)."""
+    if os.path.islink(full):
+        target = os.path.realpath(full)
+        if not _inside(target, real_src):
+            raise SuiteError(
+                f"src: {rel} is a symlink to {target}, outside the source tree {src}; refused "
+                "(replace the link by the file itself)"
+            )
+    with open(full, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        return handle.read(), stat.S_IMODE(st.st_mode)
+
+
+def tree_sources(src: str, modes: Optional[dict[str, int]] = None) -> dict[str, bytes]:
     """The files of a refsuite source tree on disk that an install uses.
 
     Returns relpath ('/'-separated, relative to ``src``) -> content for ``VERSION``,
     ``bin/<package>`` and every file under ``<package>/`` (caches and compiled files left out).
+    ``modes`` (when given) receives each file's permission bits. Symlinks that leave the tree
+    are refused with a SuiteError.
     """
     sources: dict[str, bytes] = {}
+    real_src = os.path.realpath(src)
     package = os.path.join(src, PACKAGE)
     for root, dirs, names in os.walk(package):
         dirs[:] = sorted(d for d in dirs if d not in _IGNORED_PARTS)
@@ -107,13 +139,16 @@ def tree_sources(src: str) -> dict[str, bytes]:
             rel = os.path.relpath(full, src)
             if _ignored(rel) or not os.path.isfile(full):
                 continue
-            with open(full, "rb") as handle:
-                sources[rel.replace(os.sep, "/")] = handle.read()
+            key = rel.replace(os.sep, "/")
+            sources[key], mode = _read_source(src, real_src, full, key)
+            if modes is not None:
+                modes[key] = mode
     for rel in ("VERSION", f"bin/{PACKAGE}"):
         path = os.path.join(src, *rel.split("/"))
         if os.path.isfile(path):
-            with open(path, "rb") as handle:
-                sources[rel] = handle.read()
+            sources[rel], mode = _read_source(src, real_src, path, rel)
+            if modes is not None:
+                modes[rel] = mode
     return sources
 
 
@@ -179,6 +214,7 @@ class BundledInstaller:
         self.check_mode = check_mode
         self.python = python or sys.executable or "/usr/bin/python3"
         self._sources: Optional[dict[str, bytes]] = None
+        self._modes: dict[str, int] = {}
 
     @property
     def where(self) -> str:
@@ -189,7 +225,7 @@ class BundledInstaller:
         """relpath (relative to the refsuite tree) -> content, read or decoded once."""
         if self._sources is None:
             if self.src is not None:
-                self._sources = tree_sources(self.src)
+                self._sources = tree_sources(self.src, self._modes)
             else:
                 self._sources = bundle_sources(self.bundle or {})
         return self._sources
@@ -211,9 +247,11 @@ class BundledInstaller:
         package = PACKAGE + "/"
         for rel in sorted(sources):
             if rel.startswith(package):
+                # the source's mode without group/other write (0644 from a bundle): a 0600
+                # file stays 0600
                 files[os.path.join("lib", PACKAGE, *rel[len(package) :].split("/"))] = (
                     sources[rel],
-                    0o644,
+                    self._modes.get(rel, 0o644) & 0o755,
                 )
         files[os.path.join("bin", PACKAGE)] = (self.launcher(), 0o755)
         files["VERSION"] = (_version_of(sources, self.where).encode() + b"\n", 0o644)
@@ -328,9 +366,10 @@ class ArchiveInstaller:
         return os.path.basename(os.readlink(self.current).rstrip("/"))
 
     def _check_version(self, version: str, option: str) -> str:
-        if not _VERSION_RE.match(version):
+        if not _VERSION_RE.fullmatch(version):
             raise SuiteError(
-                f"{option}: '{version}' is not a valid version (letters, digits, . _ + -)"
+                f"{option}: '{_clip(version)}' is not a valid version (letters, digits, . _ + -; "
+                "at most 128 characters)"
             )
         return version
 
@@ -378,13 +417,18 @@ class ArchiveInstaller:
                 strip = top + "/"
         return members, strip
 
-    @staticmethod
-    def _archive_version(tar: tarfile.TarFile, strip: str) -> Optional[str]:
+    def _archive_version(self, tar: tarfile.TarFile, strip: str) -> Optional[str]:
         for member in tar.getmembers():
             if member.name.strip("./") == strip + "VERSION" and member.isfile():
+                if member.size > MAX_VERSION_BYTES:
+                    raise SuiteError(
+                        f"archive: {self.archive} has a VERSION file of {member.size} bytes; a "
+                        f"version is one short line (at most {MAX_VERSION_BYTES} bytes); refused"
+                    )
                 handle = tar.extractfile(member)
                 if handle is not None:
-                    return handle.read().decode("utf-8", "replace").strip() or None
+                    data = handle.read(MAX_VERSION_BYTES + 1)[:MAX_VERSION_BYTES]
+                    return data.decode("utf-8", "replace").strip() or None
         return None
 
     def _unpack(self, tar: tarfile.TarFile, members: list[tarfile.TarInfo], strip: str, dest: str):
@@ -409,7 +453,7 @@ class ArchiveInstaller:
         self._check_layout()
         unpacked = False
         if self.archive:
-            if not re.match(r"^[0-9a-f]{64}$", self.sha256):
+            if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
                 raise SuiteError(
                     "sha256: give the archive's SHA-256 checksum (64 hex digits); it is required "
                     "with archive"

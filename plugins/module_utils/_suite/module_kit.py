@@ -172,7 +172,7 @@ def run_module(
         if module._diff:
             result["diff"] = action.diff
     except SuiteError as exc:
-        module.fail_json(msg=str(exc), **getattr(exc, "details", {}))
+        module.fail_json(msg=str(exc), **exc.details)
     except Exception as exc:
         module.fail_json(
             msg=f"unexpected error ({type(exc).__name__}): {exc}",

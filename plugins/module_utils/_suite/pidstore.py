@@ -19,6 +19,7 @@ import os
 import re
 import stat
 import string
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -29,9 +30,9 @@ COLUMN_KEYS = ("name", "pid", "start_time", "boot_id", "host", "exe", "start_tic
 MAX_PIDFILE_BYTES = 4096
 DEFAULT_PID_MAX = 4194304  # the kernel's upper limit for pid_max on 64-bit systems
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
-_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_DECIMAL = re.compile(r"^[+-]?[0-9]+$")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+_COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass
@@ -92,7 +93,7 @@ def parse_pid(raw: Any, pid_max: int) -> tuple[Optional[int], Optional[str]]:
         text = str(raw).strip()
         if not text:
             return None, "no PID recorded (empty)"
-        if not _DECIMAL.match(text) or len(text) > 20:
+        if not _DECIMAL.fullmatch(text) or len(text) > 20:
             shown = text if len(text) <= 40 else text[:40] + "..."
             return None, f"PID {shown!r} is not a decimal number"
         value = int(text)
@@ -156,7 +157,7 @@ def normalise_store(store: dict) -> dict:
             raise SuiteError(
                 f"store.columns.{key} is not known; use some of {', '.join(COLUMN_KEYS)}"
             )
-        if value is not None and not _COLUMN.match(str(value)):
+        if value is not None and not _COLUMN.fullmatch(str(value)):
             raise SuiteError(
                 f"store.columns.{key} = {value!r} is not a plain column name ([A-Za-z_][A-Za-z0-9_]*)"
             )
@@ -167,7 +168,7 @@ def normalise_store(store: dict) -> dict:
     result["columns"] = columns
     if kind in ("sqlite", "postgresql"):
         table = store.get("table")
-        if not table or not _IDENTIFIER.match(str(table)):
+        if not table or not _IDENTIFIER.fullmatch(str(table)):
             raise SuiteError(
                 f"store.table must be a table name like daemon_pids or schema.daemon_pids, "
                 f"got {table!r}"
@@ -252,7 +253,7 @@ def pattern_regex(pattern: Optional[str]) -> re.Pattern[str]:
             raise SuiteError(
                 f"store.pattern may only use {{name}} and {{port}}, not {{{field_name}}}"
             )
-    return re.compile("^" + "".join(parts) + "$")
+    return re.compile("".join(parts))  # applied with fullmatch
 
 
 def _pidfile_paths(store: dict) -> list[tuple[str, str]]:
@@ -265,12 +266,12 @@ def _pidfile_paths(store: dict) -> list[tuple[str, str]]:
         regex = pattern_regex(store.get("pattern"))
         if os.path.isdir(path) and not os.path.islink(path):
             for entry in sorted(os.listdir(path)):
-                found = regex.match(entry)
+                found = regex.fullmatch(entry)
                 if found and found.group("name"):
                     pairs.append((found.group("name"), os.path.join(path, entry)))
         elif os.path.islink(path) or os.path.exists(path):
             base = os.path.basename(path)
-            found = regex.match(base)
+            found = regex.fullmatch(base)
             pairs.append((found.group("name") if found else base, path))
         else:
             raise SuiteError(f"store.path {path} does not exist (pidfile directory or file)")
@@ -378,7 +379,9 @@ def _sqlite_connect(path: str, writable: bool):
     if not os.path.isfile(path):
         raise SuiteError(f"store.path {path} is not an existing SQLite database file")
     mode = "rw" if writable else "ro"
-    uri = "file:" + path.replace("?", "%3f").replace("#", "%23") + f"?mode={mode}"
+    # every byte that is not unreserved in a URI is percent-encoded ('%' included: SQLite decodes
+    # %HH in a file: URI, so 'pct%41.db' would otherwise open 'pctA.db')
+    uri = "file:" + urllib.parse.quote(os.fsencode(path), safe="/") + f"?mode={mode}"
     try:
         return sqlite3.connect(uri, uri=True, timeout=10)
     except sqlite3.Error as exc:

@@ -17,9 +17,19 @@ import dataclasses
 import difflib
 import os
 import re
+import reprlib
 import typing as t
 
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import ProfileError
+try:  # the regex parser: re._parser from Python 3.11, sre_parse before
+    from re import _parser as _sre_parse  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - Python < 3.11
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+
+from ansible_collections.daemonops.suite.plugins.module_utils._suite import fileio
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import (
+    ProfileError,
+    SuiteError,
+)
 
 PID_STORE_TYPES = ("sqlite", "pidfile", "postgresql")
 PID_STORE_COLUMNS = ("name", "pid", "start_time", "boot_id", "host", "exe")
@@ -61,11 +71,11 @@ _PORT_KEYS = ("port", "probe")
 _PROBE_KEYS = ("type", "path", "status", "tls", "timeout")
 _COUNT_KEYS = ("min", "max")
 
-_SUITE_NAME_RE = re.compile(r"^[a-z0-9_]+$")
-_DAEMON_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_ROLE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
-_SQL_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
-_COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SUITE_NAME_RE = re.compile(r"[a-z0-9_]+")
+_DAEMON_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_ROLE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+_SQL_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+_COLUMN_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PATTERN_FIELDS = ("name", "port")
 
 
@@ -126,14 +136,20 @@ class Daemon:
         ``cmdline_regex`` is searched in the space-joined cmdline (Linux cuts ``comm`` to 15
         characters, the cmdline is complete). ``exe_regex``, when the profile sets one, must
         match ``exe`` if ``exe`` is known (None = unreadable, not held against the process).
-        ``instance``, when given, must appear as a substring of the joined cmdline.
+        ``instance``, when given, must appear as a substring of the joined cmdline. The
+        regexes are applied to the first ``MAX_MATCHED_CHARS`` characters only.
         """
         if not cmdline:
             return False
         joined = " ".join(cmdline)
-        if not self.cmdline_regex.search(joined):
+        # local users choose their command lines: the regex sees a bounded prefix only
+        if not self.cmdline_regex.search(joined[:MAX_MATCHED_CHARS]):
             return False
-        if self.exe_regex is not None and exe is not None and not self.exe_regex.search(exe):
+        if (
+            self.exe_regex is not None
+            and exe is not None
+            and not self.exe_regex.search(exe[:MAX_MATCHED_CHARS])
+        ):
             return False
         return not (instance and instance not in joined)
 
@@ -392,7 +408,27 @@ class _Ctx:
         if field:
             parts.append(field)
         parts.append(problem)
-        raise ProfileError(": ".join(parts))
+        message = ": ".join(parts)
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + f"... ({len(message)} characters)"
+        raise ProfileError(message)
+
+
+MAX_MATCHED_CHARS = 2048  # of a command line (or exe) that a match regex is applied to
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # the suite's INI file; a larger one is refused unread
+MAX_MESSAGE = 2000  # characters of one validation message; values in it are shortened first
+
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel = 3
+_SHOW.maxdict = _SHOW.maxlist = _SHOW.maxtuple = _SHOW.maxset = 5
+_SHOW.maxstring = _SHOW.maxother = 80
+_SHOW.maxlong = 40
+
+
+def _show(value: t.Any) -> str:
+    """A value quoted in an error: bounded in size and cost however large the value is (a YAML
+    alias expanded many times over is never rendered whole)."""
+    return _SHOW.repr(value)
 
 
 def _type_name(value: t.Any) -> str:
@@ -449,13 +485,13 @@ def _bool(ctx: _Ctx, field: str, value: t.Any, default: bool) -> bool:
     if value is None:
         return default
     if not isinstance(value, bool):
-        ctx.fail(field, f"must be true or false, got {_type_name(value)} {value!r}")
+        ctx.fail(field, f"must be true or false, got {_type_name(value)} {_show(value)}")
     return value
 
 
 def _int(ctx: _Ctx, field: str, value: t.Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        ctx.fail(field, f"must be an integer, got {_type_name(value)} {value!r}")
+        ctx.fail(field, f"must be an integer, got {_type_name(value)} {_show(value)}")
     return value
 
 
@@ -479,12 +515,49 @@ def _string_list(ctx: _Ctx, field: str, value: t.Any) -> tuple[str, ...]:
     return tuple(_string(ctx, f"{field}[{i}]", item) for i, item in enumerate(value))
 
 
+_REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+
+
+def _nested_unbounded(items: t.Any, inside: bool = False) -> bool:
+    """True when an unbounded repeat (``*``, ``+``, ``{n,}``) contains another one: ``(a+)+``,
+    ``(a*)*``, ``(.*)+``; such a regex can take time exponential in the input's length."""
+    for op, arg in items:
+        name = str(op)
+        subs: list[t.Any] = []
+        unbounded = False
+        if name in _REPEATS:
+            unbounded = arg[1] == _sre_parse.MAXREPEAT
+            if unbounded and inside:
+                return True
+            subs = [arg[2]]
+        elif name == "SUBPATTERN":
+            subs = [arg[-1]]
+        elif name == "BRANCH":
+            subs = list(arg[1])
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            subs = [arg[1]]
+        elif name == "ATOMIC_GROUP":
+            subs = [arg]
+        if any(_nested_unbounded(sub, inside or unbounded) for sub in subs):
+            return True
+    return False
+
+
 def _regex(ctx: _Ctx, field: str, value: t.Any) -> re.Pattern[str]:
     pattern = _string(ctx, field, value)
     try:
-        return re.compile(pattern)
+        compiled = re.compile(pattern)
+        nested = _nested_unbounded(_sre_parse.parse(pattern))
     except re.error as exc:
-        ctx.fail(field, f"invalid regular expression {pattern!r}: {exc}")
+        ctx.fail(field, f"invalid regular expression {_show(pattern)}: {exc}")
+    if nested:
+        ctx.fail(
+            field,
+            f"regular expression {_show(pattern)} repeats a group that itself repeats without "
+            "bound (like (a+)+ or (.*)*), which can take exponential time on a hostile command "
+            "line; write it without the nesting (a+ instead of (a+)+)",
+        )
+    return compiled
 
 
 def _roles(ctx: _Ctx, field: str, value: t.Any) -> tuple[str, ...]:
@@ -493,7 +566,7 @@ def _roles(ctx: _Ctx, field: str, value: t.Any) -> tuple[str, ...]:
         ctx.fail(field, "must name at least one role")
     seen: set[str] = set()
     for i, role in enumerate(roles):
-        if not _ROLE_RE.match(role):
+        if not _ROLE_RE.fullmatch(role):
             ctx.fail(f"{field}[{i}]", f"'{role}' is not a valid role name ([A-Za-z0-9_-]+)")
         if role in seen:
             ctx.fail(f"{field}[{i}]", f"role '{role}' is listed twice")
@@ -572,7 +645,7 @@ def _pid_store(ctx: _Ctx, value: t.Any) -> t.Optional[PidStore]:
         refuse("path", "sqlite or pidfile")
     if store_type in ("sqlite", "postgresql"):
         table = _string(ctx, "pid_store.table", _required(ctx, data, "pid_store.", "table"))
-        if not _SQL_IDENT_RE.match(table):
+        if not _SQL_IDENT_RE.fullmatch(table):
             ctx.fail("pid_store.table", f"'{table}' is not a plain table name ([schema.]table)")
         if data.get("columns") is not None:
             cols = _mapping(ctx, "pid_store.columns", data["columns"], PID_STORE_COLUMNS)
@@ -583,7 +656,7 @@ def _pid_store(ctx: _Ctx, value: t.Any) -> t.Optional[PidStore]:
                 if cols.get(key) is None:
                     continue
                 column = _string(ctx, f"pid_store.columns.{key}", cols[key])
-                if not _COLUMN_RE.match(column):
+                if not _COLUMN_RE.fullmatch(column):
                     ctx.fail(f"pid_store.columns.{key}", f"'{column}' is not a plain column name")
                 columns[key] = column
     else:
@@ -651,7 +724,7 @@ def _probe(ctx: _Ctx, field: str, value: t.Any) -> t.Optional[dict[str, t.Any]]:
         ctx.fail(f"{field}.type", f"'{probe_type}' is not one of {', '.join(PROBE_TYPES)}")
     timeout: t.Any = data.get("timeout", 5.0)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        ctx.fail(f"{field}.timeout", f"must be a positive number of seconds, got {timeout!r}")
+        ctx.fail(f"{field}.timeout", f"must be a positive number of seconds, got {_show(timeout)}")
     probe: dict[str, t.Any] = {"type": probe_type, "timeout": float(timeout)}
     if probe_type == "tcp":
         for key in ("path", "status", "tls"):
@@ -675,7 +748,7 @@ def _daemon(ctx: _Ctx, index: int, value: t.Any, suite_roles: tuple[str, ...]) -
     dctx = ctx.at(where)
     data = _mapping(dctx, "", value, _DAEMON_KEYS)
     name = _string(dctx, "name", _required(dctx, data, "", "name"))
-    if not _DAEMON_NAME_RE.match(name):
+    if not _DAEMON_NAME_RE.fullmatch(name):
         dctx.fail("name", f"'{name}' is not a valid daemon name ([A-Za-z0-9][A-Za-z0-9_.-]*)")
     roles = _roles(dctx, "roles", _required(dctx, data, "", "roles"))
     for i, role in enumerate(roles):
@@ -817,7 +890,7 @@ def load_profile(data: t.Any, source: str = "<inline>") -> Profile:
     suite = _mapping(ctx, "suite", _required(ctx, top, "", "suite"), _SUITE_KEYS)
     sctx = ctx
     name = _string(sctx, "suite.name", _required(sctx, suite, "suite.", "name"))
-    if not _SUITE_NAME_RE.match(name):
+    if not _SUITE_NAME_RE.fullmatch(name):
         sctx.fail("suite.name", f"'{name}' must match [a-z0-9_]+")
     roles = _roles(sctx, "suite.roles", _required(sctx, suite, "suite.", "roles"))
     description = _string(
@@ -939,10 +1012,14 @@ def read_config_overrides(
     """
     names = set(daemon_names)
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        # only a regular file (a FIFO would block for ever), at most MAX_CONFIG_BYTES
+        text = fileio.read_regular(path, MAX_CONFIG_BYTES, "suite configuration file").decode(
+            "utf-8"
+        )
     except FileNotFoundError:
         return {}, {}
+    except SuiteError as exc:
+        raise ProfileError(str(exc)) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{path}: cannot read the suite configuration file: {exc}") from exc
     parser = configparser.ConfigParser(

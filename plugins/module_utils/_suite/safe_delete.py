@@ -45,12 +45,17 @@ FORBIDDEN_TREES = (
     "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sbin",
     "/sys", "/usr/bin", "/usr/sbin", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libexec",
     "/usr/libx32", "/usr/include", "/usr/share",
+    "/usr/local/bin", "/usr/local/sbin", "/usr/local/lib", "/usr/local/include",
+    "/usr/local/share", "/usr/local/etc", "/root/.ssh", "/run/user", "/run/systemd",
+    "/var/lib/dpkg", "/var/lib/apt", "/var/lib/rpm", "/var/lib/systemd", "/var/spool/cron",
 )  # fmt: skip
+# A root with one of these components anywhere (/home/*/.ssh, /srv/x/.gnupg ...) is refused.
+FORBIDDEN_COMPONENTS = (".ssh", ".gnupg")
 # Directories whose direct children are people's homes.
 HOME_PARENTS = ("/home",)
 
 # The second guard compares the opened root's identity with these (monkeypatched in tests).
-GUARDED_DIRS: tuple[str, ...] = ("/", *TOP_LEVEL_DIRS, *SYSTEM_CHILD_DIRS)
+GUARDED_DIRS: tuple[str, ...] = ("/", *TOP_LEVEL_DIRS, *SYSTEM_CHILD_DIRS, *FORBIDDEN_TREES)
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
@@ -91,8 +96,13 @@ def check_root_path(path: object) -> list[str]:
     if candidate in SYSTEM_CHILD_DIRS:
         return [f"path {candidate} is a system directory"]
     for tree in FORBIDDEN_TREES:
+        if candidate == tree:
+            return [f"path {candidate} is a system directory"]
         if candidate.startswith(tree + "/"):
             return [f"path {candidate} is inside the system directory {tree}"]
+    for component in FORBIDDEN_COMPONENTS:
+        if component in parts:
+            return [f"path {candidate} is inside a {component} directory"]
     parent = os.path.dirname(candidate)
     if parent in HOME_PARENTS:
         return [f"path {candidate} is a home directory"]
@@ -121,6 +131,20 @@ def validate_root(path: object) -> str:
             "give the real path"
         )
     return root
+
+
+def check_allowed(root: str, allowed: Optional[str]) -> None:
+    """The allow rule: ``root`` (validated) must be ``allowed`` (the profile's cluster data
+    path) or a directory below it. ``allowed`` None: no rule (the denylist still applies)."""
+    if not allowed:
+        return
+    base = _strip_one_trailing_slash(os.path.normpath(str(allowed)))
+    if not (root == base or root.startswith(base.rstrip("/") + "/")):
+        raise UnsafePathError(
+            f"refusing to clear: path {root} is not the profile's cluster data path {base} nor "
+            "below it; give that path (or a directory under it), or fix suite.cluster_data.path "
+            "in the profile"
+        )
 
 
 def _open_root(root: str) -> int:
@@ -185,13 +209,33 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
+def printable(path: str) -> str:
+    """``path`` as reportable text: bytes that are not UTF-8 (kept by ``os`` as surrogates)
+    shown as ``\\xNN``, so that the module's JSON result can always be written and read."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+class _Frame:
+    """One directory on the way down (post-order removal keeps only the current one open)."""
+
+    __slots__ = ("children", "complete", "identity", "name", "path")
+
+    def __init__(self, identity: tuple[int, int], path: str, name: str, children: list[str]):
+        self.identity = identity
+        self.path = path
+        self.name = name
+        self.children = children
+        self.complete = True
+
+
 class _Walker:
     def __init__(self, root_dev: int, mounts: frozenset[str], check_mode: bool) -> None:
         self.root_dev = root_dev
         self.mounts = mounts
         self.check_mode = check_mode
         self.removed: list[str] = []
-        self.skipped: list[str] = []
+        self.skipped: list[str] = []  # not descended: other filesystem, mount point, changed
+        self.kept: list[str] = []  # could not be removed (permission, immutable file, ...)
 
     def _foreign(self, st: os.stat_result, path: str) -> Optional[str]:
         if st.st_dev != self.root_dev:
@@ -200,9 +244,17 @@ class _Walker:
             return "a mount point; not entered"
         return None
 
+    def _listing(self, fd: int, path: str) -> Optional[list[str]]:
+        try:
+            return sorted(os.listdir(fd), reverse=True)  # popped from the end: sorted order
+        except OSError as exc:
+            self.kept.append(f"{printable(path)}: cannot list ({exc.strerror})")
+            return None
+
     def descend(self, dir_fd: int, path: str, levels_left: int) -> None:
         """Walk down to the entries ``levels_left`` levels below and remove each of them."""
-        for name in sorted(entry.name for entry in os.scandir(dir_fd)):
+        names = self._listing(dir_fd, path)
+        for name in reversed(names or []):
             child_path = f"{path}/{name}"
             try:
                 st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -213,7 +265,7 @@ class _Walker:
                     continue  # a file or symlink above the clearing depth stays
                 reason = self._foreign(st, child_path)
                 if reason:
-                    self.skipped.append(f"{child_path}: {reason}")
+                    self.skipped.append(f"{printable(child_path)}: {reason}")
                     continue
                 child_fd = self._open_dir(dir_fd, name, st, child_path)
                 if child_fd is None:
@@ -223,68 +275,133 @@ class _Walker:
                 finally:
                     os.close(child_fd)
             elif self.remove(dir_fd, name, st, child_path):
-                self.removed.append(child_path)
+                self.removed.append(printable(child_path))
 
     def _open_dir(self, dir_fd: int, name: str, st: os.stat_result, path: str) -> Optional[int]:
         try:
             fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
         except OSError as exc:
-            self.skipped.append(f"{path}: cannot open without following links ({exc.strerror})")
+            self.skipped.append(
+                f"{printable(path)}: cannot open without following links ({exc.strerror})"
+            )
             return None
         opened = os.fstat(fd)
         if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
             os.close(fd)
-            self.skipped.append(f"{path}: replaced while being cleared; not entered")
+            self.skipped.append(f"{printable(path)}: replaced while being cleared; not entered")
             return None
         return fd
 
-    def remove(self, dir_fd: int, name: str, st: os.stat_result, path: str) -> bool:
-        """Remove one entry (a directory recursively). True when it is (or would be) gone."""
-        if not stat.S_ISDIR(st.st_mode):
-            if not self.check_mode:
-                try:
-                    os.unlink(name, dir_fd=dir_fd)
-                except FileNotFoundError:
-                    pass
+    def _unlink(self, dir_fd: int, name: str, path: str) -> bool:
+        if self.check_mode:
             return True
+        try:
+            os.unlink(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            self.kept.append(f"{printable(path)}: not removed ({exc.strerror})")
+            return False
+        return True
+
+    def _rmdir(self, dir_fd: int, name: str, path: str) -> bool:
+        if self.check_mode:
+            return True
+        try:
+            os.rmdir(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            self.kept.append(f"{printable(path)}: not removed ({exc.strerror})")
+            return False
+        return True
+
+    def remove(self, dir_fd: int, name: str, st: os.stat_result, path: str) -> bool:
+        """Remove one entry (a directory with everything below it). True when it is (or would
+        be) gone. Iterative and post-order, with one directory open at a time: the way back up
+        is ``..`` of the open directory, checked against the identity recorded on the way down,
+        so any depth works without recursion or one descriptor per level."""
+        if not stat.S_ISDIR(st.st_mode):
+            return self._unlink(dir_fd, name, path)
         reason = self._foreign(st, path)
         if reason:
-            self.skipped.append(f"{path}: {reason}")
+            self.skipped.append(f"{printable(path)}: {reason}")
             return False
-        fd = self._open_dir(dir_fd, name, st, path)
-        if fd is None:
+        current = self._open_dir(dir_fd, name, st, path)
+        if current is None:
             return False
-        complete = True
+        listing = self._listing(current, path)
+        top = _Frame((st.st_dev, st.st_ino), path, name, listing or [])
+        top.complete = listing is not None
+        stack = [top]
         try:
-            for child in sorted(entry.name for entry in os.scandir(fd)):
-                try:
-                    child_st = os.stat(child, dir_fd=fd, follow_symlinks=False)
-                except FileNotFoundError:
+            while True:
+                frame = stack[-1]
+                if frame.children:
+                    child = frame.children.pop()
+                    child_path = f"{frame.path}/{child}"
+                    try:
+                        child_st = os.stat(child, dir_fd=current, follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    if not stat.S_ISDIR(child_st.st_mode):
+                        if not self._unlink(current, child, child_path):
+                            frame.complete = False
+                        continue
+                    reason = self._foreign(child_st, child_path)
+                    if reason:
+                        self.skipped.append(f"{printable(child_path)}: {reason}")
+                        frame.complete = False
+                        continue
+                    child_fd = self._open_dir(current, child, child_st, child_path)
+                    if child_fd is None:
+                        frame.complete = False
+                        continue
+                    os.close(current)
+                    current = child_fd
+                    listing = self._listing(current, child_path)
+                    entered = _Frame(
+                        (child_st.st_dev, child_st.st_ino), child_path, child, listing or []
+                    )
+                    entered.complete = listing is not None
+                    stack.append(entered)
                     continue
-                complete = self.remove(fd, child, child_st, f"{path}/{child}") and complete
+                # every child of this directory is done: go back up, then remove it
+                stack.pop()
+                if not stack:
+                    break
+                parent = stack[-1]
+                up = os.open("..", _DIR_FLAGS, dir_fd=current)
+                opened = os.fstat(up)
+                if (opened.st_dev, opened.st_ino) != parent.identity:
+                    os.close(up)
+                    raise UnsafePathError(
+                        f"refusing to go on: {printable(frame.path)} was moved while being "
+                        "cleared (its parent is no longer the directory it was entered from)"
+                    )
+                os.close(current)
+                current = up
+                if not (frame.complete and self._rmdir(current, frame.name, frame.path)):
+                    parent.complete = False
         finally:
-            os.close(fd)
-        if not complete:
-            return False
-        if not self.check_mode:
-            try:
-                os.rmdir(name, dir_fd=dir_fd)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                self.skipped.append(f"{path}: not removed ({exc.strerror})")
-                return False
-        return True
+            os.close(current)
+        return top.complete and self._rmdir(dir_fd, name, path)
 
 
 def clear_tree(
-    root: str, depth: int, check_mode: bool, skipped: Optional[list[str]] = None
+    root: str,
+    depth: int,
+    check_mode: bool,
+    skipped: Optional[list[str]] = None,
+    kept: Optional[list[str]] = None,
 ) -> list[str]:
     """Remove (or in check mode: list) every entry ``depth`` levels below ``root``.
 
-    Returns the removed entries (paths at ``depth``, each removed with everything below it).
-    Entries that were not removed (other filesystem, mount point, changed underfoot) are appended
-    to ``skipped`` as ``"path: reason"``.
+    Returns the removed entries (paths at ``depth``, each removed with everything below it),
+    as reportable text (see ``printable``). Entries that were not entered (other filesystem,
+    mount point, changed underfoot) are appended to ``skipped``, entries that could not be
+    removed (permission denied, immutable, ...) to ``kept``, both as ``"path: reason"``. An
+    entry whose removal failed somewhere below is neither in the result nor removed itself.
     """
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise UnsafePathError(f"depth must be a whole number of at least 1, got {depth!r}")
@@ -298,4 +415,6 @@ def clear_tree(
         os.close(fd)
     if skipped is not None:
         skipped.extend(walker.skipped)
+    if kept is not None:
+        kept.extend(walker.kept)
     return walker.removed

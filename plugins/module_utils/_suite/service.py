@@ -521,7 +521,7 @@ class ServiceManager:
             f"refusing to stop {', '.join(names)} of {self.profile.name}: clients are "
             f"connected{waited_text} ({'; '.join(lines)}); stop them first, set a longer "
             "drain_timeout, or set force: true",
-            drain=self.drain,
+            details={"drain": self.drain},
         )
 
     def _start(self, names: list[str], before: dict) -> dict:
@@ -561,8 +561,7 @@ class ServiceManager:
         raise SuiteError(
             f"{self.profile.name} did not come up within {self.timeout:g} s: "
             f"{self._problems(result, failed or None)}.{command}{self._log_text(failed)}",
-            commands=self.commands,
-            drain=self.drain,
+            details={"commands": self.commands, "drain": self.drain},
         )
 
     def _stop(self, names: list[str], before: dict) -> dict:
@@ -598,8 +597,7 @@ class ServiceManager:
                 f"{self.profile.name} did not stop within {self.timeout:g} s: still running: "
                 f"{', '.join(still)} (if these belong to another instance, set instance). "
                 f"The stop command exited {rc}: {output}.{self._log_text(names)}",
-                commands=self.commands,
-                drain=self.drain,
+                details={"commands": self.commands, "drain": self.drain},
             )
         down = set(self.expected) - set(self._running(after, self.expected))
         self.stopped = [n for n in self._running(before, self.expected) if n in down]

@@ -110,6 +110,24 @@ class RefSuite:
             lines += [f"{key} = {value}" for key, value in values.items()]
         self.ini.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
+    @property
+    def token(self) -> str:
+        """The suite's shared secret (``token`` next to the INI file, made by ``start``)."""
+        return (self.root / "token").read_text(encoding="ascii").strip()
+
+    def session(self, port: int, timeout: float = 10) -> socket.socket:
+        """A connection to a line server (ui, ctrl, sshd) that has authenticated with the token."""
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        sock.sendall(f"AUTH {self.token}\n".encode())
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = sock.recv(64)
+            if not chunk:
+                break
+            reply += chunk
+        assert reply == b"OK\n", f"AUTH answered {reply!r}"
+        return sock
+
     def run(self, *args: str, timeout: float = 60, **kw: Any) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, str(BIN), "--config", str(self.ini), *args],

@@ -18,8 +18,10 @@ import pytest
 from refsuite_testlib import REPO, RefSuite, wait_until
 
 
-def _get(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
-    conn.request("GET", path)
+def _get(
+    conn: http.client.HTTPConnection, path: str, token: str | None = None
+) -> tuple[int, bytes]:
+    conn.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
     response = conn.getresponse()
     return response.status, response.read()
 
@@ -36,7 +38,8 @@ def test_stpd_stores_what_is_put_over_http_and_https(
     http_a, http_b, https = suite.stpd_ports
 
     conn = http.client.HTTPConnection("127.0.0.1", http_a, timeout=10)
-    conn.request("PUT", "/files/backup-1.sav", body=payload)
+    auth = {"Authorization": f"Bearer {suite.token}"}
+    conn.request("PUT", "/files/backup-1.sav", body=payload, headers=auth)
     response = conn.getresponse()
     assert response.status == 201, response.read()
     response.read()
@@ -44,7 +47,9 @@ def test_stpd_stores_what_is_put_over_http_and_https(
     assert (suite.data_dir / "backup-1.sav").read_bytes() == payload
 
     assert _get(
-        http.client.HTTPConnection("127.0.0.1", http_b, timeout=10), "/files/backup-1.sav"
+        http.client.HTTPConnection("127.0.0.1", http_b, timeout=10),
+        "/files/backup-1.sav",
+        suite.token,
     ) == (
         200,
         payload,
@@ -54,12 +59,15 @@ def test_stpd_stores_what_is_put_over_http_and_https(
         b"ok",
     )
     assert (
-        _get(http.client.HTTPConnection("127.0.0.1", http_a, timeout=10), "/files/nope")[0] == 404
+        _get(
+            http.client.HTTPConnection("127.0.0.1", http_a, timeout=10), "/files/nope", suite.token
+        )[0]
+        == 404
     )
 
     context = ssl.create_default_context(cafile=str(suite.tls_cert))
     tls = http.client.HTTPSConnection("localhost", https, timeout=10, context=context)
-    assert _get(tls, "/files/backup-1.sav") == (200, payload)
+    assert _get(tls, "/files/backup-1.sav", suite.token) == (200, payload)
     tls = http.client.HTTPSConnection("localhost", https, timeout=10, context=context)
     assert _get(tls, "/health") == (200, b"ok")
     plain_on_tls = http.client.HTTPConnection("127.0.0.1", https, timeout=5)
@@ -69,7 +77,7 @@ def test_stpd_stores_what_is_put_over_http_and_https(
 
 def test_stop_refuses_while_ui_has_clients(started_server: RefSuite) -> None:
     suite = started_server
-    client = socket.create_connection(("127.0.0.1", suite.ui_port), timeout=5)
+    client = suite.session(suite.ui_port)
     stream = client.makefile("rwb")
     stream.write(b"PING\n")
     stream.flush()

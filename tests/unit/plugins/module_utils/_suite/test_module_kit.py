@@ -56,7 +56,7 @@ class Failing(SuiteAction):
         if self.params["value"] == "suite":
             raise SuiteError("profile 'x': daemon 'y' is wrong; fix it")
         if self.params["value"] == "details":
-            raise SuiteError("refused", drain=[{"t": 0.0, "clients": 1}])
+            raise SuiteError("refused", details={"drain": [{"t": 0.0, "clients": 1}]})
         raise KeyError("boom")
 
 
