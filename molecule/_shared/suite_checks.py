@@ -1,6 +1,6 @@
 """Testinfra helpers shared by the molecule scenarios (default, fleet, faults).
 
-The expectations come from the suite profile (profiles/refsuite.yml) and from the INI on the
+The expectations come from the suite profile (profiles/refsuite/profile.yml) and from the INI on the
 target, never from the modules under test: processes are read with `ps`, listeners with `ss`,
 so the checks are independent of the collection's own psutil code.
 """
@@ -20,7 +20,7 @@ from typing import Any, Callable
 import yaml
 
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[2]))
-PROFILE_PATH = PROJECT / "profiles" / "refsuite.yml"
+PROFILE_PATH = PROJECT / "profiles" / "refsuite" / "profile.yml"
 REFSUITE = "/opt/refsuite/bin/refsuite"
 CONFIG = "/etc/refsuite/refsuite.ini"
 UNIT = "refsuite.service"

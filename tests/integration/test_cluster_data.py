@@ -252,7 +252,7 @@ def reset_profile(suite: Any, path: Path) -> Path:
     """refsuite's profile, pointed at one test instance (control commands, INI, DB, cluster)."""
     import yaml
 
-    data = yaml.safe_load((TOP / "profiles" / "refsuite.yml").read_text())
+    data = yaml.safe_load((TOP / "profiles" / "refsuite" / "profile.yml").read_text())
     control = {
         action: [sys.executable, str(TOP / "refsuite" / "bin" / "refsuite"), "--config",
                  str(suite.ini), action]

@@ -19,6 +19,7 @@ import os
 import re
 import typing as t
 
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.deploy import validate_deploy
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import ProfileError
 
 PID_STORE_TYPES = ("sqlite", "pidfile", "postgresql")
@@ -26,7 +27,7 @@ PID_STORE_COLUMNS = ("name", "pid", "start_time", "boot_id", "host", "exe")
 PROBE_TYPES = ("tcp", "http")
 CONTROL_ACTIONS = ("start", "stop", "status", "restart")
 
-_TOP_KEYS = ("suite", "daemons")
+_TOP_KEYS = ("suite", "daemons", "deploy")
 _SUITE_KEYS = (
     "name",
     "description",
@@ -50,6 +51,7 @@ _DAEMON_KEYS = (
     "count",
     "essential",
     "enabled",
+    "systemd_unit",
 )
 _MATCH_KEYS = ("cmdline", "exe")
 _PORT_KEYS = ("port", "probe")
@@ -102,6 +104,8 @@ class Daemon:
     count_max: t.Optional[int] = None
     essential: bool = False
     enabled: bool = True
+    #: the daemon's own systemd unit, where the product ships one per daemon (Debian's Bacula)
+    systemd_unit: t.Optional[str] = None
 
     @property
     def port_numbers(self) -> list[int]:
@@ -145,6 +149,8 @@ class Daemon:
         result["count"] = {"min": self.count_min, "max": self.count_max}
         result["essential"] = self.essential
         result["enabled"] = self.enabled
+        if self.systemd_unit is not None:
+            result["systemd_unit"] = self.systemd_unit
         return result
 
 
@@ -230,6 +236,10 @@ class Profile:
     cluster_data: t.Optional[ClusterData]
     daemons: tuple[Daemon, ...]
     source: str = dataclasses.field(default="<inline>", compare=False)
+    #: the normalised ``deploy`` section (see deploy.py), None when the profile has none
+    deploy: t.Optional[dict[str, t.Any]] = None
+    #: the profile's folder (profiles/<suite>/, holding templates/) when loaded from one
+    folder: t.Optional[str] = dataclasses.field(default=None, compare=False)
 
     @property
     def daemon_names(self) -> list[str]:
@@ -317,7 +327,10 @@ class Profile:
             suite["pid_store"] = self.pid_store.to_dict()
         if self.cluster_data is not None:
             suite["cluster_data"] = self.cluster_data.to_dict()
-        return {"suite": suite, "daemons": [d.to_dict() for d in self.daemons]}
+        result: dict[str, t.Any] = {"suite": suite, "daemons": [d.to_dict() for d in self.daemons]}
+        if self.deploy is not None:
+            result["deploy"] = self.deploy
+        return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -650,6 +663,7 @@ def _daemon(ctx: _Ctx, index: int, value: t.Any, suite_roles: tuple[str, ...]) -
         count_max=count_max,
         essential=_bool(dctx, "essential", data.get("essential"), False),
         enabled=_bool(dctx, "enabled", data.get("enabled"), True),
+        systemd_unit=_opt_string(dctx, "systemd_unit", data.get("systemd_unit")),
     )
 
 
@@ -698,9 +712,11 @@ def _check_ports_unique(
 # --------------------------------------------------------------------------------------------
 
 
-def load_profile(data: t.Any, source: str = "<inline>") -> Profile:
+def load_profile(data: t.Any, source: str = "<inline>", folder: t.Optional[str] = None) -> Profile:
     """Validate ``data`` (the parsed YAML of a profile) completely and return a Profile.
 
+    ``folder`` is the profile's folder (``profiles/<suite>/``) when it was read from one: the
+    templates named in ``deploy`` must exist in its ``templates/``.
     Raises ProfileError naming ``source``, the daemon and the field on any problem.
     """
     ctx = _Ctx(source)
@@ -739,6 +755,9 @@ def load_profile(data: t.Any, source: str = "<inline>") -> Profile:
         daemons.append(daemon)
     _check_ancestry(ctx, daemons)
     _check_ports_unique(ctx, daemons)
+    deploy = None
+    if top.get("deploy") is not None:
+        deploy = validate_deploy(top["deploy"], source, roles, [d.name for d in daemons], folder)
     return Profile(
         name=name,
         description=description,
@@ -750,11 +769,17 @@ def load_profile(data: t.Any, source: str = "<inline>") -> Profile:
         cluster_data=cluster,
         daemons=tuple(daemons),
         source=source,
+        deploy=deploy,
+        folder=folder,
     )
 
 
 def load_profile_file(path: str) -> Profile:
-    """Read a YAML profile file and validate it (controller side; needs PyYAML)."""
+    """Read a YAML profile file and validate it (controller side; needs PyYAML).
+
+    A file named ``profile.yml`` is a folder profile (``profiles/<suite>/profile.yml`` with
+    ``templates/`` beside it): its folder is remembered and its templates are checked.
+    """
     import yaml  # lazily: targets receive profile data, not files
 
     try:
@@ -764,7 +789,10 @@ def load_profile_file(path: str) -> Profile:
         raise ProfileError(f"{path}: cannot read profile: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
         raise ProfileError(f"{path}: not valid YAML: {exc}") from exc
-    return load_profile(data, source=path)
+    folder = (
+        os.path.dirname(os.path.abspath(path)) if os.path.basename(path) == "profile.yml" else None
+    )
+    return load_profile(data, source=path, folder=folder)
 
 
 def _with_config(
