@@ -173,6 +173,24 @@ def test_backup_and_restore_give_back_the_same_files(client):
     assert sha256_of(fd, f"{where}{DATA}/random.bin") == originals["./random.bin"]
 
 
+# -- check mode, diff, secrets ------------------------------------------------------------
+
+
+def _secrets() -> list[str]:
+    folder = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / ".secrets" / "bacula"
+    return [p.read_text().split()[0] for p in folder.iterdir()]
+
+
+def test_check_diff_on_the_deployed_fleet_changes_nothing_and_shows_no_secret():
+    proc = ansible_playbook("site.yml", "--check", "--diff")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.MULTILINE)
+    assert sorted(host for host, _ in recap) == sorted(DAEMONS), recap
+    assert all(changed == "0" for _, changed in recap), proc.stdout[-4000:]
+    for secret in _secrets():
+        assert secret not in proc.stdout and secret not in proc.stderr
+
+
 # -- one fault: the storage daemon stops ----------------------------------------------------
 
 
@@ -189,8 +207,10 @@ def test_stopped_storage_daemon_is_named_by_the_audit_and_site_yml_brings_it_bac
         markdown = (_report_dir("sd-stopped") / "health_audit.md").read_text(encoding="utf-8")
         assert "bacula-sd" in markdown and "offline" in markdown
     finally:
-        site = ansible_playbook("site.yml")
+        site = ansible_playbook("site.yml", "--diff")
     assert site.returncode == 0, site.stdout[-4000:]
+    for secret in _secrets():
+        assert secret not in site.stdout and secret not in site.stderr
     assert rds.service("bacula-sd").is_running
     proc, report = _audit("repaired")
     assert proc.returncode == 0 and report["unhealthy_hosts"] == [], report["problems"]
