@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: deploy_profile
-author: daemonops.suite developers
+author: daemonops.suite developers (@daemonops)
 short_description: Load a suite profile for deployment (validated, with the deployment's paths)
 description:
   - Resolves a suite profile on the controller (a profile shipped with the collection, a profile

@@ -185,8 +185,8 @@ def test_check_diff_on_the_deployed_fleet_changes_nothing_and_shows_no_secret():
     proc = ansible_playbook("site.yml", "--check", "--diff")
     assert proc.returncode == 0, proc.stdout[-4000:]
     recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.MULTILINE)
-    assert sorted(host for host, _ in recap) == sorted(DAEMONS), recap
-    assert all(changed == "0" for _, changed in recap), proc.stdout[-4000:]
+    assert sorted(host for host, _changed in recap) == sorted(DAEMONS), recap
+    assert all(changed == "0" for _name, changed in recap), proc.stdout[-4000:]
     for secret in _secrets():
         assert secret not in proc.stdout and secret not in proc.stderr
 
