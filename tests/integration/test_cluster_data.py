@@ -263,6 +263,7 @@ def reset_profile(suite: Any, path: Path) -> Path:
     data["suite"]["pid_store"]["path"] = str(suite.state_db)
     data["suite"]["cluster_data"] = {"path": str(suite.cluster), "depth": 2}
     data["suite"].pop("systemd_unit", None)
+    data.pop("deploy", None)  # its templates stay in profiles/refsuite/templates/
     path.write_text(yaml.safe_dump(data))
     return path
 
