@@ -39,8 +39,15 @@ TOP = Path(__file__).resolve().parents[2]
 
 
 def shipped(name: str) -> dict[str, Any]:
-    with open(TOP / "profiles" / f"{name}.yml", encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+    """A shipped profile's data (profiles/<name>.yml, or profiles/<name>/profile.yml without
+    its deploy section, whose templates stay in the folder)."""
+    path = TOP / "profiles" / f"{name}.yml"
+    if not path.is_file():
+        path = TOP / "profiles" / name / "profile.yml"
+    with open(path, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    data.pop("deploy", None)
+    return data
 
 
 def with_ports(
