@@ -191,6 +191,28 @@ def test_check_diff_on_the_deployed_fleet_changes_nothing_and_shows_no_secret():
         assert secret not in proc.stdout and secret not in proc.stderr
 
 
+def _main_pids() -> dict[str, int]:
+    return {
+        name: int(_host(name).check_output(f"systemctl show -p MainPID --value {unit}"))
+        for name, (_daemon, unit, _port) in DAEMONS.items()
+    }
+
+
+def test_a_changed_director_file_restarts_only_the_director():
+    """The handler restarts the daemons named by the files that changed, nothing else. (The
+    fault test below runs site.yml with the scenario's own values again.)"""
+    before = _main_pids()
+    more = {"common_deploy_vars": {"backup_paths": [DATA, "/etc/hostname"]}}
+    proc = ansible_playbook("site.yml", "-e", json.dumps(more))
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    after = _main_pids()
+    assert after[SERVER] != before[SERVER], "bacula-director was not restarted"
+    assert {n: after[n] for n in DAEMONS if n != SERVER} == {
+        n: before[n] for n in DAEMONS if n != SERVER
+    }, "daemons whose files did not change were restarted"
+    assert 'File = "/etc/hostname"' in _host(SERVER).check_output("cat /etc/bacula/bacula-dir.conf")
+
+
 # -- one fault: the storage daemon stops ----------------------------------------------------
 
 
