@@ -1,6 +1,6 @@
 """Testinfra helpers shared by the molecule scenarios (default, fleet, faults).
 
-The expectations come from the suite profile (profiles/refsuite.yml) and from the INI on the
+The expectations come from the suite profile (profiles/refsuite/profile.yml) and from the INI on the
 target, never from the modules under test: processes are read with `ps`, listeners with `ss`,
 so the checks are independent of the collection's own psutil code.
 """
@@ -20,7 +20,7 @@ from typing import Any, Callable
 import yaml
 
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[2]))
-PROFILE_PATH = PROJECT / "profiles" / "refsuite.yml"
+PROFILE_PATH = PROJECT / "profiles" / "refsuite" / "profile.yml"
 REFSUITE = "/opt/refsuite/bin/refsuite"
 CONFIG = "/etc/refsuite/refsuite.ini"
 UNIT = "refsuite.service"
@@ -229,3 +229,43 @@ def read_json(host: Any, path: str) -> Any:
     content = host.file(path)
     assert content.exists, f"{host.backend.hostname}: {path} missing (side_effect did not run?)"
     return json.loads(content.content_string)
+
+
+def ansible_playbook(playbook: str, *args: str, timeout: float = 900) -> Any:
+    """Run a playbook of the collection against the scenario's inventory, from a test, as a
+    user would (`ansible-playbook -i <inventory> playbooks/<playbook>`); the CompletedProcess."""
+    import subprocess
+    import sys
+
+    venv = Path(sys.executable).parent
+    collections = [str(PROJECT / ".build" / "collections")]
+    collections += [
+        str(p) for p in (venv.parent / "lib").glob("python3*/site-packages/ansible_collections")
+    ]
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=":".join(
+            p.rsplit("/ansible_collections", 1)[0] for p in collections
+        ),
+        ANSIBLE_PYTHON_INTERPRETER="/usr/bin/python3",
+        ANSIBLE_FORCE_COLOR="0",
+        CONTAINERS_CONF=str(PROJECT / ".build" / "containers.conf"),
+    )
+    env.pop("ANSIBLE_CONFIG", None)
+    inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
+    assert inventory, "MOLECULE_INVENTORY_FILE is not set: run the tests through `molecule verify`"
+    return subprocess.run(
+        [
+            str(venv / "ansible-playbook"),
+            "-i",
+            inventory,
+            str(PROJECT / "playbooks" / playbook),
+            *args,
+        ],
+        env=env,
+        cwd=str(PROJECT),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

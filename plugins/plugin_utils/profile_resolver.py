@@ -9,7 +9,8 @@ Every module of the collection has an action plugin that is one line::
         SuiteActionModule as ActionModule,
     )
 
-When the task gives ``profile: <name>`` (a profile shipped in ``<collection>/profiles/``) or
+When the task gives ``profile: <name>`` (a profile shipped in ``<collection>/profiles/``: a file
+``<name>.yml``, or a folder ``<name>/profile.yml`` for profiles that carry templates) or
 ``profile: path/to/file.yml`` and no ``profile_data``, the profile is loaded and validated here,
 on the controller, so mistakes are reported before anything runs on a target; the module then
 receives ``profile_data`` (the validated dict) and ``profile`` (the name, which it echoes).
@@ -25,6 +26,7 @@ import typing as t
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.deploy import validate_deploy
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
     Profile,
@@ -37,18 +39,34 @@ PROFILES_DIR = os.path.join(COLLECTION_ROOT, "profiles")
 _NAME_RE = re.compile(r"[a-z0-9_]+")
 
 
+FOLDER_PROFILE = "profile.yml"
+
+
 def shipped_profiles(profiles_dir: str = PROFILES_DIR) -> list[str]:
-    """Names of the profiles shipped with the collection, sorted."""
+    """Names of the profiles shipped with the collection (files and folders), sorted."""
     try:
         entries = os.listdir(profiles_dir)
     except OSError:
         return []
-    return sorted(name[: -len(".yml")] for name in entries if name.endswith(".yml"))
+    names = {name[: -len(".yml")] for name in entries if name.endswith(".yml")}
+    names.update(
+        name for name in entries if os.path.isfile(os.path.join(profiles_dir, name, FOLDER_PROFILE))
+    )
+    return sorted(names)
 
 
 def profile_path(name: str, profiles_dir: str = PROFILES_DIR) -> str:
-    """Path of the shipped profile ``name``; SuiteError listing the known ones otherwise."""
-    path = os.path.join(profiles_dir, f"{name}.yml")
+    """Path of the shipped profile ``name`` (``<name>.yml`` or ``<name>/profile.yml``).
+
+    SuiteError listing the known ones otherwise, or when both forms exist (ambiguous).
+    """
+    flat = os.path.join(profiles_dir, f"{name}.yml")
+    folder = os.path.join(profiles_dir, name, FOLDER_PROFILE)
+    if _NAME_RE.fullmatch(name) and os.path.isfile(flat) and os.path.isfile(folder):
+        raise SuiteError(
+            f"profile '{name}' is shipped twice ({flat} and {folder}); keep one of them"
+        )
+    path = folder if _NAME_RE.fullmatch(name) and os.path.isfile(folder) else flat
     if not _NAME_RE.fullmatch(name) or not os.path.isfile(path):
         known = ", ".join(shipped_profiles(profiles_dir)) or "none"
         raise SuiteError(
@@ -143,3 +161,67 @@ class SuiteActionModule(ActionBase):
         if not wrap_async:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
+
+
+_PLACEHOLDER_RE = re.compile(r"\{(prefix|config_file|config_dir|state_dir|log_dir)\}")
+
+
+def _substitute(value: t.Any, paths: t.Mapping[str, str]) -> t.Any:
+    """``value`` with the deploy placeholders ({prefix} ...) replaced in every string."""
+    if isinstance(value, str):
+        return _PLACEHOLDER_RE.sub(lambda m: str(paths.get(m.group(1), m.group(0))), value)
+    if isinstance(value, list):
+        return [_substitute(item, paths) for item in value]
+    if isinstance(value, dict):
+        return {key: _substitute(item, paths) for key, item in value.items()}
+    return value
+
+
+def deployment_profile(
+    name: t.Optional[str] = None,
+    data: t.Optional[t.Mapping[str, t.Any]] = None,
+    paths: t.Optional[t.Mapping[str, str]] = None,
+    profiles_dir: str = PROFILES_DIR,
+    find_file: t.Optional[t.Callable[[str], str]] = None,
+) -> dict[str, t.Any]:
+    """What the roles deploy from: the profile (shipped name, file, or inline ``data``) with
+    its ``deploy`` placeholders replaced by ``paths`` and ``deploy.profile`` merged into it.
+
+    Returns ``{profile: <validated profile dict, deploy normalised>, deploy: <the deploy
+    section, normalised; empty lists when the profile has none>, folder: <profiles/<suite>/ or
+    None>}``. Raises SuiteError (naming the field) when anything is invalid.
+    """
+    if data:
+        base = load_profile(dict(data), source="common_profile_data")
+    elif name:
+        base = resolve_profile(name, profiles_dir, find_file)
+    else:
+        raise SuiteError(
+            "give a profile name (common_profile) or profile data (common_profile_data)"
+        )
+    paths = default_paths(base, paths or {})
+    raw = base.to_dict()
+    deploy = raw.pop("deploy", None)
+    if deploy is None:
+        deploy = validate_deploy({"source": "bundled"}, base.source, base.roles, base.daemon_names)
+        deploy["source"] = ""
+    deploy = _substitute(deploy, paths)
+    overrides = deploy.pop("profile", None) or {}
+    profile = load_profile(merge_hash(raw, overrides), source=f"{base.source} (deploy.profile)")
+    return {"profile": profile.to_dict(), "deploy": deploy, "folder": base.folder, "paths": paths}
+
+
+def default_paths(profile: Profile, given: t.Mapping[str, t.Any]) -> dict[str, str]:
+    """The deployment's paths: those ``given`` (non-empty), else derived from the suite's name
+    (``/opt/<suite>``, the profile's ``config_file`` or ``/etc/<suite>/<suite>.ini``,
+    ``/var/lib/<suite>``, ``/var/log/<suite>``); ``config_dir`` is the config file's folder."""
+    name = profile.name
+    defaults = {
+        "prefix": f"/opt/{name}",
+        "config_file": profile.config_file or f"/etc/{name}/{name}.ini",
+        "state_dir": f"/var/lib/{name}",
+        "log_dir": f"/var/log/{name}",
+    }
+    paths = {key: str(given.get(key) or value) for key, value in defaults.items()}
+    paths["config_dir"] = os.path.dirname(paths["config_file"])
+    return paths

@@ -18,6 +18,22 @@ import pytest
 TOP = Path(__file__).resolve().parents[2]
 
 
+def shipped_profile(name: str) -> dict[str, Any]:
+    """A shipped profile's data as a task's ``profile_data`` would carry it: from
+    ``profiles/<name>.yml`` or ``profiles/<name>/profile.yml``, without the ``deploy`` section
+    (its templates stay in the profile's folder)."""
+    import yaml
+
+    from ansible_collections.daemonops.suite.plugins.plugin_utils.profile_resolver import (
+        profile_path,
+    )
+
+    with open(profile_path(name), encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    data.pop("deploy", None)
+    return data
+
+
 def run_module_file(
     module: Path, args: dict[str, Any], tmp_path: Path, check: bool = False, timeout: float = 120
 ) -> dict[str, Any]:

@@ -255,7 +255,7 @@ def reset_profile(suite: Any, path: Path) -> Path:
     """refsuite's profile, pointed at one test instance (control commands, INI, DB, cluster)."""
     import yaml
 
-    data = yaml.safe_load((TOP / "profiles" / "refsuite.yml").read_text())
+    data = yaml.safe_load((TOP / "profiles" / "refsuite" / "profile.yml").read_text())
     control = {
         action: [sys.executable, str(TOP / "refsuite" / "bin" / "refsuite"), "--config",
                  str(suite.ini), action]
@@ -266,6 +266,7 @@ def reset_profile(suite: Any, path: Path) -> Path:
     data["suite"]["pid_store"]["path"] = str(suite.state_db)
     data["suite"]["cluster_data"] = {"path": str(suite.cluster), "depth": 2}
     data["suite"].pop("systemd_unit", None)
+    data.pop("deploy", None)  # its templates stay in profiles/refsuite/templates/
     path.write_text(yaml.safe_dump(data))
     return path
 

@@ -29,6 +29,7 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile imp
     load_profile,
     load_profile_file,
 )
+from ansible_collections.daemonops.suite.plugins.plugin_utils.profile_resolver import profile_path
 
 
 def run_discover_playbook(tmp: Path, extra_vars: dict[str, Any]) -> tuple[int, dict, str]:
@@ -105,9 +106,7 @@ def test_refsuite_proposal_matches_the_shipped_profile_and_finds_a_killed_daemon
     assert review[0].startswith(f"Written: {out}")
 
     proposed = load_profile_file(str(out))
-    shipped = apply_config(
-        load_profile_file(str(TOP / "profiles" / "refsuite.yml")), str(suite.ini)
-    )
+    shipped = apply_config(load_profile_file(profile_path("refsuite")), str(suite.ini))
     running = [d for d in shipped.daemons if d.enabled]  # ctrl is disabled: it does not run
     assert proposed.name == "refsuite"
     assert proposed.daemon_names and set(proposed.daemon_names) == {d.name for d in running}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from modrun import kill, run_module_file, spawn
+from modrun import kill, run_module_file, shipped_profile, spawn
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import (
     ini_config,
@@ -36,7 +36,7 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile imp
 
 TOP = Path(__file__).resolve().parents[2]
 MODULES = TOP / "plugins" / "modules"
-REFSUITE_PROFILE = yaml.safe_load((TOP / "profiles" / "refsuite.yml").read_text())
+REFSUITE_PROFILE = shipped_profile("refsuite")
 INI = "[suite]\nrole = server\n\n[ui]\nport = 11401\n"
 
 

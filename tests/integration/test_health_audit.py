@@ -132,7 +132,7 @@ data_servers = 1
             capture_output=True,
             timeout=60,
         )  # fmt: skip
-    profile = yaml.safe_load((TOP / "profiles" / "refsuite.yml").read_text())
+    profile = yaml.safe_load((TOP / "profiles" / "refsuite" / "profile.yml").read_text())
     suite = profile["suite"]
     suite["config_file"] = str(inst.config)
     suite["pid_store"]["path"] = str(inst.state_db)

@@ -24,8 +24,8 @@ from typing import Any
 
 import psutil
 import pytest
-import yaml
 from impersonate import Proc
+from modrun import shipped_profile
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.health import HealthChecker
@@ -39,11 +39,12 @@ TOP = Path(__file__).resolve().parents[2]
 
 
 def shipped(name: str, exe_rules: bool = False) -> dict[str, Any]:
-    """A shipped profile. The impersonated vendor daemons of these tests run the Python
-    interpreter, not /opt/<vendor>/bin/..., so the vendor profiles' ``match.exe`` rules are left
-    out unless ``exe_rules`` (refsuite's rules name the Python interpreter and stay)."""
-    with open(TOP / "profiles" / f"{name}.yml", encoding="utf-8") as handle:
-        data = yaml.safe_load(handle)
+    """A shipped profile's data (profiles/<name>.yml, or profiles/<name>/profile.yml without
+    its deploy section, whose templates stay in the folder). The impersonated vendor daemons of
+    these tests run the Python interpreter, not /opt/<vendor>/bin/..., so the vendor profiles'
+    ``match.exe`` rules are left out unless ``exe_rules`` (refsuite's rules name the Python
+    interpreter and stay)."""
+    data = shipped_profile(name)
     if not exe_rules and name != "refsuite":
         for daemon in data["daemons"]:
             daemon["match"].pop("exe", None)

@@ -26,9 +26,8 @@ from typing import Any
 
 import psutil
 import pytest
-import yaml
 from impersonate import Proc
-from modrun import run_module_file
+from modrun import run_module_file, shipped_profile
 from pg_fixture import PostgresServer
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import cluster, probes
@@ -45,11 +44,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 
 
 def shipped(name: str) -> dict[str, Any]:
-    return yaml.safe_load((TOP / "profiles" / f"{name}.yml").read_text())
-
-
-def bacula_example() -> dict[str, Any]:
-    return yaml.safe_load((TOP / "docs" / "examples" / "bacula.yml").read_text())
+    return shipped_profile(name)
 
 
 def refsuite_data(ports: dict[str, list[int]]) -> dict[str, Any]:
@@ -167,7 +162,7 @@ def test_argv_renamed_program_with_another_exe_is_named_by_its_exe(impersonate, 
     marker = f"--identity-{uuid.uuid4().hex[:8]}"
     fake = impersonate(Proc("bacula-sd", ["-f", marker], ports=[0]))
     pid, port = fake.pid("bacula-sd"), fake.port("bacula-sd")
-    data = bacula_example()
+    data = shipped("bacula")
     for daemon in data["daemons"]:
         daemon["ports"] = [dict(spec, port=free_port()) for spec in daemon.get("ports") or []]
     sd = next(d for d in data["daemons"] if d["name"] == "bacula-sd")

@@ -44,7 +44,7 @@ class Instance:
         self.state = root / "state"
         self.ports = ports
         self.binary = self.prefix / "bin" / "refsuite"
-        data = yaml.safe_load((TOP / "profiles" / "refsuite.yml").read_text())
+        data = yaml.safe_load((TOP / "profiles" / "refsuite" / "profile.yml").read_text())
         argv = [str(self.binary), "--config", str(self.ini)]
         data["suite"]["control"].update(
             start=[*argv, "start"],

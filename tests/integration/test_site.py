@@ -210,7 +210,7 @@ def _archive(path: Path) -> str:
     [
         ("unknown_role", "common_roles"),
         ("port_clash", "is used by both ui and sshd"),
-        ("unknown_profile", "common_profile: unknown profile 'nosuchsuite'"),
+        ("unknown_profile", "common_profile: profile 'nosuchsuite' is not shipped"),
         ("missing_archive", "common_archive: "),
         ("wrong_checksum", "common_archive_sha256: checksum mismatch"),
         ("unknown_daemon", "settings.nosuchdaemon: unknown section 'nosuchdaemon'"),

@@ -13,6 +13,7 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile imp
     load_profile_file,
 )
 from ansible_collections.daemonops.suite.plugins.plugin_utils.profile_resolver import (
+    deployment_profile,
     profile_path,
     resolve_profile,
     resolve_profile_args,
@@ -20,18 +21,28 @@ from ansible_collections.daemonops.suite.plugins.plugin_utils.profile_resolver i
 )
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-PROFILES = sorted(glob.glob(os.path.join(ROOT, "profiles", "*.yml")))
-EXAMPLES = [os.path.join(ROOT, "docs", "examples", "bacula.yml")]
+PROFILES = sorted(
+    glob.glob(os.path.join(ROOT, "profiles", "*.yml"))
+    + glob.glob(os.path.join(ROOT, "profiles", "*", "profile.yml"))
+)
+
+
+def _suite_name(path: str) -> str:
+    """profiles/<name>.yml or profiles/<name>/profile.yml -> name"""
+    if os.path.basename(path) == "profile.yml":
+        return os.path.basename(os.path.dirname(path))
+    return os.path.splitext(os.path.basename(path))[0]
 
 
 def test_expected_profiles_are_shipped() -> None:
-    assert shipped_profiles() == ["os4x", "refsuite", "seon", "sesam", "sysman"]
+    assert shipped_profiles() == ["bacula", "os4x", "refsuite", "seon", "sesam", "sysman"]
+    assert sorted(_suite_name(p) for p in PROFILES) == shipped_profiles()
 
 
-@pytest.mark.parametrize("path", PROFILES + EXAMPLES, ids=os.path.basename)
+@pytest.mark.parametrize("path", PROFILES, ids=_suite_name)
 def test_profile_loads_and_round_trips(path: str) -> None:
     profile = load_profile_file(path)
-    assert profile.name == os.path.splitext(os.path.basename(path))[0]
+    assert profile.name == _suite_name(path)
     assert load_profile(profile.to_dict()) == profile
     for daemon in profile.daemons:
         assert daemon.description, f"{path}: daemon {daemon.name} needs a description"
@@ -148,18 +159,117 @@ def test_sysman() -> None:
     assert (p.cluster_data.path, p.cluster_data.depth) == ("/var/cluster/sms", 2)
 
 
-def test_bacula_example_pidfiles() -> None:
-    p = resolve_profile(EXAMPLES[0])
+def test_bacula_profile_maps_daemons_to_roles_units_and_pidfiles() -> None:
+    p = resolve_profile("bacula")
+    assert p.folder is not None and p.folder.endswith(os.path.join("profiles", "bacula"))
     assert p.pid_store is not None
     assert p.pid_store.pidfile_name(p.daemon("bacula-fd")) == "bacula-fd.9102.pid"
-    assert [d.name for d in p.daemons_for_roles(["client"])] == ["bacula-fd"]
+    for role, name, port, unit in [
+        ("server", "bacula-dir", 9101, "bacula-director.service"),
+        ("rds", "bacula-sd", 9103, "bacula-sd.service"),
+        ("client", "bacula-fd", 9102, "bacula-fd.service"),
+    ]:
+        daemon = p.daemon(name)
+        assert [d.name for d in p.daemons_for_roles([role])] == [name]
+        assert daemon.port_numbers == [port] and daemon.systemd_unit == unit
+        # Debian's command line, and the exe rule: a copy elsewhere is not the daemon
+        argv = [f"/usr/sbin/{name}", "-fP", "-c", f"/etc/bacula/{name}.conf"]
+        assert daemon.matches(argv, exe=f"/usr/sbin/{name}")
+        assert not daemon.matches(argv, exe=f"/tmp/{name}")
+        assert not daemon.matches([f"/usr/sbin/{name}x"], exe=f"/usr/sbin/{name}x")
+
+
+def test_bacula_deploy_section() -> None:
+    deploy = resolve_profile("bacula").deploy
+    assert deploy is not None and deploy["source"] == "packages"
+    assert deploy["packages"] == {
+        "server": ["bacula-director", "bacula-director-sqlite3", "bacula-console"],
+        "rds": ["bacula-sd"],
+        "client": ["bacula-fd"],
+    }
+    assert deploy["secrets"] == ["director", "storage", "client"]
+    files = {f["dest"]: f for f in deploy["files"]}
+    for name, role in (("bacula-dir", "server"), ("bacula-sd", "rds"), ("bacula-fd", "client")):
+        conf = files[f"/etc/bacula/{name}.conf"]
+        assert conf["validate"] == f"/usr/sbin/{name} -t -c %s"
+        assert conf["restarts"] == [name] and conf["roles"] == [role]
+        assert conf["mode"] == "0640"
+    # bconsole's file restarts nothing
+    assert files["/etc/bacula/bconsole.conf"]["restarts"] == []
+
+
+def test_refsuite_deploy_section_and_deployment_paths() -> None:
+    result = deployment_profile(
+        "refsuite",
+        paths={"prefix": "/srv/rs", "config_file": "/srv/etc/rs.ini", "state_dir": "/srv/state"},
+    )
+    deploy, profile = result["deploy"], result["profile"]
+    assert deploy["source"] == "bundled"
+    assert result["paths"] == {
+        "prefix": "/srv/rs",
+        "config_file": "/srv/etc/rs.ini",
+        "config_dir": "/srv/etc",
+        "state_dir": "/srv/state",
+        "log_dir": "/var/log/refsuite",
+    }
+    # placeholders replaced, deploy.profile merged into the profile the modules get
+    assert deploy["commands"][0]["argv"] == [
+        "/srv/rs/bin/refsuite",
+        "--config",
+        "/srv/etc/rs.ini",
+        "gencert",
+    ]
+    assert deploy["commands"][0]["creates"] == "/srv/etc/tls.pem"
+    assert profile["suite"]["control"]["start"] == [
+        "/srv/rs/bin/refsuite",
+        "--config",
+        "/srv/etc/rs.ini",
+        "start",
+    ]
+    assert profile["suite"]["pid_store"]["path"] == "/srv/state/state.db"
+    assert profile["suite"]["config_file"] == "/srv/etc/rs.ini"
+    assert "deploy" not in profile
+    assert [u["name"] for u in deploy["units"] if u["resume"]] == [
+        "refsuite-resume.service",
+        "refsuite-resume.timer",
+    ]
+    # defaults from the suite's name and the profile's config_file
+    assert deployment_profile("refsuite")["paths"]["prefix"] == "/opt/refsuite"
+    assert deployment_profile("bacula")["paths"]["config_file"] == "/etc/bacula/bacula.ini"
+
+
+def test_profile_without_deploy_section_deploys_nothing_of_its_own() -> None:
+    result = deployment_profile("sesam")
+    assert result["deploy"]["source"] == "" and result["deploy"]["files"] == []
+    assert result["folder"] is None
+
+
+def test_folder_profile_templates_must_exist(tmp_path: object) -> None:
+    folder = os.path.join(str(tmp_path), "mysuite")
+    os.makedirs(os.path.join(folder, "templates"))
+    data = resolve_profile("bacula").to_dict()
+    data["suite"]["name"] = "mysuite"
+    import yaml
+
+    path = os.path.join(folder, "profile.yml")
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(data, handle)
+    with pytest.raises(
+        SuiteError, match=r"deploy\.files\[0\]\.src: template 'bacula-dir.conf.j2' not found"
+    ):
+        load_profile_file(path)
+    # shipped twice (file and folder): refused as ambiguous
+    with open(os.path.join(str(tmp_path), "mysuite.yml"), "w", encoding="utf-8") as handle:
+        yaml.safe_dump(data, handle)
+    with pytest.raises(SuiteError, match="is shipped twice"):
+        profile_path("mysuite", profiles_dir=str(tmp_path))
 
 
 def test_unknown_profile_name_lists_known() -> None:
     with pytest.raises(SuiteError) as info:
         profile_path("nope")
     assert str(info.value).startswith(
-        "profile 'nope' is not shipped; known profiles: os4x, refsuite, seon, sesam, sysman;"
+        "profile 'nope' is not shipped; known profiles: bacula, os4x, refsuite, seon, sesam, sysman;"
     )
     assert "profile_data" in str(info.value)
     with pytest.raises(SuiteError, match="is not shipped"):
@@ -174,9 +284,10 @@ def test_resolve_profile_args(tmp_path: object) -> None:
     with pytest.raises(SuiteError, match=r"^profile_data: daemons: must list at least one"):
         resolve_profile_args(inline)
     args = resolve_profile_args(
-        {"profile": "bacula.yml"}, find_file=lambda p: os.path.join(ROOT, "docs", "examples", p)
+        {"profile": "profile.yml"}, find_file=lambda p: os.path.join(ROOT, "profiles", "bacula", p)
     )
     assert args["profile_data"]["suite"]["name"] == "bacula"
+    assert args["profile_data"]["daemons"][0]["systemd_unit"] == "bacula-director.service"
     with pytest.raises(SuiteError, match=r"file 'missing.yml' not found"):
         resolve_profile_args({"profile": "missing.yml"}, find_file=lambda p: "/nonexistent/" + p)
 

@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - Python < 3.11
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import fileio
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.deploy import validate_deploy
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import (
     ProfileError,
     SuiteError,
@@ -36,7 +37,7 @@ PID_STORE_COLUMNS = ("name", "pid", "start_time", "boot_id", "host", "exe")
 PROBE_TYPES = ("tcp", "http")
 CONTROL_ACTIONS = ("start", "stop", "status", "restart")
 
-_TOP_KEYS = ("suite", "daemons")
+_TOP_KEYS = ("suite", "daemons", "deploy")
 _SUITE_KEYS = (
     "name",
     "description",
@@ -117,6 +118,7 @@ class Daemon:
     count_max: t.Optional[int] = None
     essential: bool = False
     enabled: bool = True
+    #: the daemon's own systemd unit, where the product ships one per daemon (Debian's Bacula)
     systemd_unit: t.Optional[str] = None
     log_file: t.Optional[str] = None
     user: t.Optional[t.Union[int, str]] = None  # match.user: uid number or user name
@@ -267,6 +269,10 @@ class Profile:
     source: str = dataclasses.field(default="<inline>", compare=False)
     #: a file whose first line is the installed suite's version (health_info reports it)
     version_file: t.Optional[str] = None
+    #: the normalised ``deploy`` section (see deploy.py), None when the profile has none
+    deploy: t.Optional[dict[str, t.Any]] = None
+    #: the profile's folder (profiles/<suite>/, holding templates/) when loaded from one
+    folder: t.Optional[str] = dataclasses.field(default=None, compare=False)
 
     @property
     def daemon_names(self) -> list[str]:
@@ -383,7 +389,10 @@ class Profile:
             suite["pid_store"] = self.pid_store.to_dict()
         if self.cluster_data is not None:
             suite["cluster_data"] = self.cluster_data.to_dict()
-        return {"suite": suite, "daemons": [d.to_dict() for d in self.daemons]}
+        result: dict[str, t.Any] = {"suite": suite, "daemons": [d.to_dict() for d in self.daemons]}
+        if self.deploy is not None:
+            result["deploy"] = self.deploy
+        return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -880,9 +889,11 @@ def _check_ports_unique(
 # --------------------------------------------------------------------------------------------
 
 
-def load_profile(data: t.Any, source: str = "<inline>") -> Profile:
+def load_profile(data: t.Any, source: str = "<inline>", folder: t.Optional[str] = None) -> Profile:
     """Validate ``data`` (the parsed YAML of a profile) completely and return a Profile.
 
+    ``folder`` is the profile's folder (``profiles/<suite>/``) when it was read from one: the
+    templates named in ``deploy`` must exist in its ``templates/``.
     Raises ProfileError naming ``source``, the daemon and the field on any problem.
     """
     ctx = _Ctx(source)
@@ -924,6 +935,9 @@ def load_profile(data: t.Any, source: str = "<inline>") -> Profile:
         daemons.append(daemon)
     _check_ancestry(ctx, daemons)
     _check_ports_unique(ctx, daemons)
+    deploy = None
+    if top.get("deploy") is not None:
+        deploy = validate_deploy(top["deploy"], source, roles, [d.name for d in daemons], folder)
     return Profile(
         name=name,
         description=description,
@@ -936,11 +950,17 @@ def load_profile(data: t.Any, source: str = "<inline>") -> Profile:
         cluster_data=cluster,
         daemons=tuple(daemons),
         source=source,
+        deploy=deploy,
+        folder=folder,
     )
 
 
 def load_profile_file(path: str) -> Profile:
-    """Read a YAML profile file and validate it (controller side; needs PyYAML)."""
+    """Read a YAML profile file and validate it (controller side; needs PyYAML).
+
+    A file named ``profile.yml`` is a folder profile (``profiles/<suite>/profile.yml`` with
+    ``templates/`` beside it): its folder is remembered and its templates are checked.
+    """
     import yaml  # lazily: targets receive profile data, not files
 
     try:
@@ -950,7 +970,10 @@ def load_profile_file(path: str) -> Profile:
         raise ProfileError(f"{path}: cannot read profile: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
         raise ProfileError(f"{path}: not valid YAML: {exc}") from exc
-    return load_profile(data, source=path)
+    folder = (
+        os.path.dirname(os.path.abspath(path)) if os.path.basename(path) == "profile.yml" else None
+    )
+    return load_profile(data, source=path, folder=folder)
 
 
 def _with_config(

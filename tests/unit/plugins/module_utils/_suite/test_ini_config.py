@@ -34,7 +34,9 @@ port = 11401
 
 @pytest.fixture(scope="module")
 def facts() -> ProfileFacts:
-    return ProfileFacts.from_profile(load_profile_file(str(TOP / "profiles" / "refsuite.yml")))
+    return ProfileFacts.from_profile(
+        load_profile_file(str(TOP / "profiles" / "refsuite" / "profile.yml"))
+    )
 
 
 def test_facts_come_from_the_profile(facts: ProfileFacts) -> None:

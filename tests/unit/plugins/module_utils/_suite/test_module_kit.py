@@ -29,7 +29,7 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile imp
 )
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 5))
-REFSUITE = load_profile_file(os.path.join(ROOT, "profiles", "refsuite.yml")).to_dict()
+REFSUITE = load_profile_file(os.path.join(ROOT, "profiles", "refsuite", "profile.yml")).to_dict()
 
 
 class Writer(SuiteAction):

@@ -19,12 +19,15 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_facts
     file_checksum,
     suite_facts,
 )
+from ansible_collections.daemonops.suite.plugins.plugin_utils.profile_resolver import profile_path
 
 TOP = Path(__file__).resolve().parents[5]
 
 
 def refsuite() -> dict[str, t.Any]:
-    return yaml.safe_load((TOP / "profiles" / "refsuite.yml").read_text())
+    data = yaml.safe_load(Path(profile_path("refsuite")).read_text())
+    data.pop("deploy", None)  # its templates stay in the profile's folder
+    return data
 
 
 def test_shipped_refsuite_profile_follows_state_db(tmp_path: Path) -> None:

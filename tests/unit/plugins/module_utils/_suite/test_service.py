@@ -22,7 +22,7 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.service imp
 )
 
 TOP = Path(__file__).resolve().parents[5]
-PROFILE = load_profile_file(str(TOP / "profiles" / "refsuite.yml"))
+PROFILE = load_profile_file(str(TOP / "profiles" / "refsuite" / "profile.yml"))
 CLIENT = ["qm", "ctrl", "sshd"]
 
 
