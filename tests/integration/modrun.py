@@ -129,6 +129,29 @@ def ansible_env(tmp: Path, extra: Optional[dict[str, str]] = None) -> dict[str, 
     return env
 
 
+def run_playbook(
+    work: Path, *argv: str, cwd: Path = TOP, timeout: float = 600
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """``ansible-playbook *argv`` with ``ansible_env(work)``: the process and the json
+    callback's output (the test fails, showing what the run printed, when there is none)."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), *argv],
+        env=ansible_env(work),
+        cwd=str(cwd),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    try:
+        return proc, json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(
+            f"ansible-playbook gave no JSON (rc {proc.returncode}): "
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+
+
 def free_ports(count: int) -> list[int]:
     """Distinct free loopback ports (all bound at once, so none is handed out twice)."""
     socks = []

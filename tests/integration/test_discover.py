@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from impersonate import Proc, wait_gone
-from modrun import TOP, ansible_env
+from modrun import TOP, ansible_env, run_playbook
 from pg_fixture import PostgresServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "refsuite"))
@@ -35,29 +35,16 @@ def run_discover_playbook(tmp: Path, extra_vars: dict[str, Any]) -> tuple[int, d
     inventory = tmp / "inventory.json"
     host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     inventory.write_text(json.dumps({"all": {"hosts": {"localhost": host}}}))
-    cmd = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
+    proc, output = run_playbook(
+        tmp,
         "-i",
         str(inventory),
         str(TOP / "playbooks" / "discover.yml"),
         "-e",
         json.dumps(extra_vars),
-    ]
-    proc = subprocess.run(
-        cmd,
-        env=ansible_env(tmp),
-        cwd=str(tmp),
-        capture_output=True,
-        text=True,
+        cwd=tmp,
         timeout=300,
-        check=False,
     )
-    try:
-        output = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(
-            f"ansible-playbook gave no JSON (rc {proc.returncode}): {proc.stdout}{proc.stderr}"
-        )
     results = {
         task["task"]["name"]: task["hosts"]["localhost"]
         for play in output["plays"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from modrun import ansible_env
+from modrun import run_playbook
 from test_service import Instance
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.installer import (
@@ -133,27 +133,16 @@ def run_rollout(tmp_path: Path, fleet: dict[str, Instance], *args: str) -> dict[
         "rolling_restart_drain_timeout": 0,
     }
     (work / "vars.json").write_text(json.dumps(variables))
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            str(TOP / "playbooks" / "rolling_restart.yml"),
-            "-i",
-            str(work / "inventory.json"),
-            "-e",
-            f"@{work / 'vars.json'}",
-            *args,
-        ],
-        env=ansible_env(work),
-        cwd=str(TOP),
-        capture_output=True,
-        text=True,
+    proc, output = run_playbook(
+        work,
+        str(TOP / "playbooks" / "rolling_restart.yml"),
+        "-i",
+        str(work / "inventory.json"),
+        "-e",
+        f"@{work / 'vars.json'}",
+        *args,
         timeout=900,
-        check=False,
     )
-    try:
-        output = json.loads(proc.stdout)
-    except json.JSONDecodeError as exc:
-        raise AssertionError(f"no JSON: {proc.stdout[-3000:]}\n{proc.stderr[-3000:]}") from exc
     output["_rc"] = proc.returncode
     (work / "output.json").write_text(proc.stdout)
     return output
