@@ -129,6 +129,28 @@ def ansible_env(tmp: Path, extra: Optional[dict[str, str]] = None) -> dict[str, 
     return env
 
 
+def text_playbook_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """The environment for ``ansible-playbook`` against this checkout, with Ansible's default
+    (text) output; ``extra`` adds or overrides variables."""
+    collections = TOP / ".build" / "collections"
+    assert (collections / "ansible_collections" / "daemonops" / "suite").exists(), (
+        "run `. scripts/env.sh` once: it links the collection under .build/collections"
+    )
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(TOP / "ansible.cfg"),
+        ANSIBLE_COLLECTIONS_PATH=str(collections),
+        PYTHONPATH=str(collections),
+        ANSIBLE_STDOUT_CALLBACK="default",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCAL_TEMP=str(tmp / "local-tmp"),
+        ANSIBLE_HOME=str(tmp / "ansible-home"),
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+    )
+    env.update(extra)
+    return env
+
+
 def run_playbook(
     work: Path, *argv: str, cwd: Path = TOP, timeout: float = 600
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
