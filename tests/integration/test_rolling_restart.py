@@ -84,20 +84,15 @@ def fleet(tmp_path: Path, free_port) -> Iterator[dict[str, Instance]]:
         for name in HOSTS:
             inst = Instance(tmp_path / name, [free_port() for _unused in range(6)])
             inst.setup()
-            inst.prefix = tmp_path / name / "release"
+            inst.use_prefix(tmp_path / name / "release")
             ArchiveInstaller(str(inst.prefix), str(tmp_path / "refsuite-1.0.tar.gz"), one).run()
-            inst.binary = inst.prefix / "bin" / "refsuite"
-            argv = [str(inst.binary), "--config", str(inst.ini)]
-            inst.profile_data["suite"]["control"].update(
-                start=[*argv, "start"],
-                stop=[*argv, "stop"],
-                status=[*argv, "status"],
-                restart=[*argv, "restart"],
-                start_daemon=[*argv, "start", "{daemon}"],
-                stop_daemon=[*argv, "stop", "{daemon}"],
-            )
             instances[name] = inst
-            subprocess.run([*argv, "start"], check=True, capture_output=True, timeout=120)
+            subprocess.run(
+                [str(inst.binary), "--config", str(inst.ini), "start"],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
         yield instances
     finally:
         for inst in instances.values():
