@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -38,9 +39,18 @@ def run_module_file(
         pytest.fail(f"module printed no JSON: {proc.stdout}\n{proc.stderr}")
 
 
-def run_adhoc(module: str, args: dict[str, Any], check: bool = False) -> dict[str, Any]:
-    """Run a module through the real ``ansible`` CLI on localhost, return the host's result."""
-    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
+def run_adhoc(
+    module: str,
+    args: dict[str, Any],
+    check: bool = False,
+    extra: Sequence[str] = (),
+    env: Optional[dict[str, str]] = None,
+) -> dict[str, Any]:
+    """Run a module through the real ``ansible`` CLI on localhost, return the host's result;
+    ``extra`` adds arguments (``-e @vars.json``), ``env`` replaces the environment (it must
+    keep the json callback)."""
+    if env is None:
+        env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
     argv = [
         str(Path(sys.executable).parent / "ansible"),
         "localhost",
@@ -55,6 +65,7 @@ def run_adhoc(module: str, args: dict[str, Any], check: bool = False) -> dict[st
         "-e",
         f"ansible_python_interpreter={sys.executable}",
         "--diff",
+        *extra,
     ]
     if check:
         argv.append("--check")
