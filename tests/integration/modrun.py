@@ -162,14 +162,19 @@ def text_playbook_env(tmp: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_playbook(
-    work: Path, *argv: str, cwd: Path = TOP, timeout: float = 600
+def run_ansible_json(
+    cmd: list[str],
+    work: Path,
+    cwd: Path,
+    timeout: float,
+    env: Optional[dict[str, str]] = None,
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    """``ansible-playbook *argv`` with ``ansible_env(work)``: the process and the json
-    callback's output (the test fails, showing what the run printed, when there is none)."""
+    """Run ``ansible``/``ansible-playbook`` ``cmd`` with ``ansible_env(work, env)``: the process
+    and the json callback's output (the test fails, showing what the run printed, when there
+    is none)."""
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), *argv],
-        env=ansible_env(work),
+        cmd,
+        env=ansible_env(work, env),
         cwd=str(cwd),
         capture_output=True,
         text=True,
@@ -180,9 +185,17 @@ def run_playbook(
         return proc, json.loads(proc.stdout)
     except json.JSONDecodeError:
         pytest.fail(
-            f"ansible-playbook gave no JSON (rc {proc.returncode}): "
-            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            f"{' '.join(cmd[:6])} ... gave no JSON (rc {proc.returncode}):\n"
+            f"stdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-3000:]}"
         )
+
+
+def run_playbook(
+    work: Path, *argv: str, cwd: Path = TOP, timeout: float = 600
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """``ansible-playbook *argv`` with ``ansible_env(work)`` (see ``run_ansible_json``)."""
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), *argv]
+    return run_ansible_json(cmd, work, cwd, timeout)
 
 
 def free_ports(count: int) -> list[int]:
