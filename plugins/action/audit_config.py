@@ -10,12 +10,14 @@ from typing import Any
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.plugins.action import ActionBase
 
 from ansible_collections.daemonops.suite.plugins.plugin_utils.audit_config import (
     AuditConfigError,
     check_audit_config,
     role_argument_spec,
+)
+from ansible_collections.daemonops.suite.plugins.plugin_utils.controller_action import (
+    ControllerActionModule,
 )
 
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
@@ -25,12 +27,7 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
 }
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
-    _supports_async = False
-
+class ActionModule(ControllerActionModule):
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         started = time.time()
         result = super().run(tmp, task_vars)

@@ -13,7 +13,6 @@ from typing import Any, Callable
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.plugins.action import ActionBase
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.fileio import atomic_write
 from ansible_collections.daemonops.suite.plugins.plugin_utils.audit_report import (
@@ -26,6 +25,9 @@ from ansible_collections.daemonops.suite.plugins.plugin_utils.audit_report impor
     compare_reports,
     render,
     summary_line,
+)
+from ansible_collections.daemonops.suite.plugins.plugin_utils.controller_action import (
+    ControllerActionModule,
 )
 
 MAX_PROBLEMS_RETURNED = 50
@@ -116,12 +118,7 @@ def keep_history(
     return written
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
-    _supports_async = False
-
+class ActionModule(ControllerActionModule):
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         del tmp

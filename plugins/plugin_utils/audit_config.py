@@ -12,7 +12,6 @@ outage of the fleet.
 
 from __future__ import annotations
 
-import datetime
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable
@@ -21,6 +20,7 @@ import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
+from ansible_collections.daemonops.suite.plugins.plugin_utils.audit_report import parse_until
 from ansible_collections.daemonops.suite.plugins.plugin_utils.profile_resolver import (
     COLLECTION_ROOT,
     resolve_profile,
@@ -52,31 +52,6 @@ def role_argument_spec(path: str = ROLE_SPEC_PATH) -> dict[str, dict[str, Any]]:
     return spec
 
 
-def parse_until(value: Any) -> datetime.datetime:
-    """A maintenance entry's expiry: ``YYYY-MM-DD`` (end of that day, UTC) or an ISO 8601 time
-    (UTC when it gives no zone). ValueError says what is accepted."""
-    if isinstance(value, datetime.datetime):
-        moment = value
-    elif isinstance(value, datetime.date):
-        moment = datetime.datetime.combine(value, datetime.time(23, 59, 59))
-    else:
-        text = str(value).strip()
-        try:
-            if len(text) == 10:
-                day = datetime.date.fromisoformat(text)
-                moment = datetime.datetime.combine(day, datetime.time(23, 59, 59))
-            else:
-                moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(
-                f"until: {value!r} is not a date; give YYYY-MM-DD or an ISO 8601 time such as "
-                "2026-12-24T18:00:00Z"
-            ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return moment
-
-
 def check_maintenance(entries: Any) -> list[str]:
     """Problems of a ``health_audit_maintenance`` list (empty when it is fine)."""
     problems: list[str] = []
@@ -101,7 +76,7 @@ def check_maintenance(entries: Any) -> list[str]:
             try:
                 parse_until(entry["until"])
             except ValueError as exc:
-                problems.append(f"{where}: {exc}")
+                problems.append(f"{where}: until: {exc}")
     return problems
 
 

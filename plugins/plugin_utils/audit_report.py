@@ -233,7 +233,10 @@ class Maintenance:
                     f"maintenance: {dict(raw)!r} needs host, reason and until "
                     "(YYYY-MM-DD or an ISO 8601 time); daemon is optional"
                 )
-            moment = _until(until)
+            try:
+                moment = parse_until(until)
+            except ValueError as exc:
+                raise AuditReportError(f"maintenance: until {exc}") from None
             entry = {
                 "host": str(host),
                 "daemon": str(raw.get("daemon") or ""),
@@ -252,19 +255,26 @@ class Maintenance:
         return [*self.hosts.values(), *self.daemons.values()]
 
 
-def _until(value: Any) -> datetime.datetime:
-    text = str(value).strip()
-    try:
-        if len(text) == 10:
-            day = datetime.date.fromisoformat(text)
-            moment = datetime.datetime.combine(day, datetime.time(23, 59, 59))
-        else:
-            moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise AuditReportError(
-            f"maintenance: until {value!r} is not a date; give YYYY-MM-DD or an ISO 8601 "
-            "time such as 2026-12-24T18:00:00Z"
-        ) from None
+def parse_until(value: Any) -> datetime.datetime:
+    """A maintenance entry's expiry: ``YYYY-MM-DD`` (end of that day, UTC) or an ISO 8601 time
+    (UTC when it gives no zone). ValueError says what is accepted (the caller names the key)."""
+    if isinstance(value, datetime.datetime):
+        moment = value
+    elif isinstance(value, datetime.date):
+        moment = datetime.datetime.combine(value, datetime.time(23, 59, 59))
+    else:
+        text = str(value).strip()
+        try:
+            if len(text) == 10:
+                day = datetime.date.fromisoformat(text)
+                moment = datetime.datetime.combine(day, datetime.time(23, 59, 59))
+            else:
+                moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a date; give YYYY-MM-DD or an ISO 8601 time such as "
+                "2026-12-24T18:00:00Z"
+            ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
     return moment

@@ -144,6 +144,8 @@ def tail(path: str, lines: int = 15) -> list[str]:
         return []
 
 
+# refsuite is standalone (stdlib only) and must not import collection code: this twin of
+# module_utils/_suite's pid checks is by design.
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

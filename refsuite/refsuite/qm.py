@@ -328,17 +328,9 @@ class QueueManager:
     def shutdown(self) -> None:
         self.log.info("stopping daemons in reverse dependency order")
         for child in reversed(list(self.children.values())):
-            running = child.proc
-            if running is None or running.poll() is not None:
+            if child.proc is None or child.proc.poll() is not None:
                 continue
-            running.terminate()
-            try:
-                running.wait(self.cfg.stop_timeout)
-            except subprocess.TimeoutExpired:
-                self.log.error("%s (pid %d) ignored SIGTERM; killing it", child.name, running.pid)
-                running.kill()
-                running.wait()
-                self.db.remove(child.name, running.pid)
+            self.stop_child(child)
             child.state = "stopped"
             self._publish(child)
 

@@ -33,7 +33,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from impersonate import ImpersonatedTree, Proc, mention
-from modrun import ansible_env, find_free_port
+from modrun import find_free_port, run_ansible_json
 
 
 @pytest.fixture
@@ -149,22 +149,7 @@ class AnsibleRunner:
             cmd.append("--check")
         if diff:
             cmd.append("--diff")
-        proc = subprocess.run(
-            cmd,
-            env=ansible_env(tmp, env),
-            cwd=str(tmp),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        try:
-            output = json.loads(proc.stdout)
-        except json.JSONDecodeError as exc:
-            raise AssertionError(
-                f"{' '.join(cmd[:6])} ... gave no JSON (rc {proc.returncode}):\n"
-                f"stdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-3000:]}"
-            ) from exc
+        proc, output = run_ansible_json(cmd, tmp, tmp, timeout, env)
         result = _host_result(output)
         result["_ansible_run"] = {
             "cmd": cmd,

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -54,9 +55,18 @@ def run_module_file(
         pytest.fail(f"module printed no JSON: {proc.stdout}\n{proc.stderr}")
 
 
-def run_adhoc(module: str, args: dict[str, Any], check: bool = False) -> dict[str, Any]:
-    """Run a module through the real ``ansible`` CLI on localhost, return the host's result."""
-    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
+def run_adhoc(
+    module: str,
+    args: dict[str, Any],
+    check: bool = False,
+    extra: Sequence[str] = (),
+    env: Optional[dict[str, str]] = None,
+) -> dict[str, Any]:
+    """Run a module through the real ``ansible`` CLI on localhost, return the host's result;
+    ``extra`` adds arguments (``-e @vars.json``), ``env`` replaces the environment (it must
+    keep the json callback)."""
+    if env is None:
+        env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
     argv = [
         str(Path(sys.executable).parent / "ansible"),
         "localhost",
@@ -71,6 +81,7 @@ def run_adhoc(module: str, args: dict[str, Any], check: bool = False) -> dict[st
         "-e",
         f"ansible_python_interpreter={sys.executable}",
         "--diff",
+        *extra,
     ]
     if check:
         argv.append("--check")
@@ -143,6 +154,64 @@ def ansible_env(tmp: Path, extra: Optional[dict[str, str]] = None) -> dict[str, 
     )
     env.update(extra or {})
     return env
+
+
+def text_playbook_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """The environment for ``ansible-playbook`` against this checkout, with Ansible's default
+    (text) output; ``extra`` adds or overrides variables."""
+    collections = TOP / ".build" / "collections"
+    assert (collections / "ansible_collections" / "daemonops" / "suite").exists(), (
+        "run `. scripts/env.sh` once: it links the collection under .build/collections"
+    )
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(TOP / "ansible.cfg"),
+        ANSIBLE_COLLECTIONS_PATH=str(collections),
+        PYTHONPATH=str(collections),
+        ANSIBLE_STDOUT_CALLBACK="default",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_LOCAL_TEMP=str(tmp / "local-tmp"),
+        ANSIBLE_HOME=str(tmp / "ansible-home"),
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+    )
+    env.update(extra)
+    return env
+
+
+def run_ansible_json(
+    cmd: list[str],
+    work: Path,
+    cwd: Path,
+    timeout: float,
+    env: Optional[dict[str, str]] = None,
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """Run ``ansible``/``ansible-playbook`` ``cmd`` with ``ansible_env(work, env)``: the process
+    and the json callback's output (the test fails, showing what the run printed, when there
+    is none)."""
+    proc = subprocess.run(
+        cmd,
+        env=ansible_env(work, env),
+        cwd=str(cwd),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    try:
+        return proc, json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(
+            f"{' '.join(cmd[:6])} ... gave no JSON (rc {proc.returncode}):\n"
+            f"stdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-3000:]}"
+        )
+
+
+def run_playbook(
+    work: Path, *argv: str, cwd: Path = TOP, timeout: float = 600
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """``ansible-playbook *argv`` with ``ansible_env(work)`` (see ``run_ansible_json``)."""
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), *argv]
+    return run_ansible_json(cmd, work, cwd, timeout)
 
 
 def free_ports(count: int) -> list[int]:

@@ -4,7 +4,6 @@ database that an instance's INI names (the shipped refsuite profile follows ``st
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from modrun import text_playbook_env
 
 TOP = Path(__file__).resolve().parents[2]
 PLAYBOOK = TOP / "playbooks" / "clear_stale_pids.yml"
@@ -33,21 +33,7 @@ def rows(db: Path) -> list[tuple[str, int]]:
 
 
 def playbook(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    collections = TOP / ".build" / "collections"
-    assert (collections / "ansible_collections" / "daemonops" / "suite").exists(), (
-        "run `. scripts/env.sh` once: it links the collection under .build/collections"
-    )
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CONFIG=str(TOP / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(collections),
-        PYTHONPATH=str(collections),
-        ANSIBLE_STDOUT_CALLBACK="default",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "local-tmp"),
-        ANSIBLE_HOME=str(tmp_path / "ansible-home"),
-        ANSIBLE_RETRY_FILES_ENABLED="0",
-    )
+    env = text_playbook_env(tmp_path)
     inventory = tmp_path / "inventory.ini"
     inventory.write_text(
         f"[server]\nmember ansible_connection=local ansible_python_interpreter={sys.executable}\n"

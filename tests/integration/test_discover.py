@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from impersonate import Proc, wait_gone
-from modrun import TOP, ansible_env
+from modrun import TOP, ansible_env, run_adhoc, run_playbook
 from pg_fixture import PostgresServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "refsuite"))
@@ -36,29 +35,16 @@ def run_discover_playbook(tmp: Path, extra_vars: dict[str, Any]) -> tuple[int, d
     inventory = tmp / "inventory.json"
     host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     inventory.write_text(json.dumps({"all": {"hosts": {"localhost": host}}}))
-    cmd = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
+    proc, output = run_playbook(
+        tmp,
         "-i",
         str(inventory),
         str(TOP / "playbooks" / "discover.yml"),
         "-e",
         json.dumps(extra_vars),
-    ]
-    proc = subprocess.run(
-        cmd,
-        env=ansible_env(tmp),
-        cwd=str(tmp),
-        capture_output=True,
-        text=True,
+        cwd=tmp,
         timeout=300,
-        check=False,
     )
-    try:
-        output = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(
-            f"ansible-playbook gave no JSON (rc {proc.returncode}): {proc.stdout}{proc.stderr}"
-        )
     results = {
         task["task"]["name"]: task["hosts"]["localhost"]
         for play in output["plays"]
@@ -296,29 +282,12 @@ def test_proposals_of_a_server_and_a_client_merge_into_one_profile(
         for tree, role in ((server, "server"), (client, "client"))
     ]
     (tmp_path / "vars.json").write_text(json.dumps({"proposals": proposals}))
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible"),
-            "localhost",
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-m",
-            "ansible.builtin.debug",
-            "-a",
-            "var=proposals|daemonops.suite.discover_merge(name='sesam_fleet')",
-            "-e",
-            f"@{tmp_path / 'vars.json'}",
-        ],
+    result = run_adhoc(
+        "ansible.builtin.debug",
+        {"var": "proposals|daemonops.suite.discover_merge(name='sesam_fleet')"},
+        extra=("-e", f"@{tmp_path / 'vars.json'}"),
         env=ansible_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
-    output = json.loads(proc.stdout)
-    result = output["plays"][0]["tasks"][0]["hosts"]["localhost"]
     merged = result["proposals|daemonops.suite.discover_merge(name='sesam_fleet')"]
     profile = load_profile(merged)
     assert profile.name == "sesam_fleet" and profile.roles == ("server", "client")

@@ -37,7 +37,7 @@ from typing import Any
 import psutil
 import pytest
 import yaml
-from modrun import free_ports
+from modrun import free_ports, text_playbook_env
 
 TOP = Path(__file__).resolve().parents[2]
 REFSUITE = TOP / "refsuite" / "bin" / "refsuite"
@@ -271,22 +271,7 @@ def run_audit(
     work = fleet.root / name
     work.mkdir(exist_ok=True)
     reports = work / "reports"
-    env = dict(os.environ)
-    collections = TOP / ".build" / "collections"
-    env.update(
-        ANSIBLE_CONFIG=str(TOP / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(collections),
-        PYTHONPATH=str(collections),
-        ANSIBLE_STDOUT_CALLBACK="default",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_LOCAL_TEMP=str(work / "local-tmp"),
-        ANSIBLE_HOME=str(work / "ansible-home"),
-        ANSIBLE_SSH_CONTROL_PATH_DIR=str(work / "cp"),
-        ANSIBLE_RETRY_FILES_ENABLED="0",
-    )
-    assert (collections / "ansible_collections" / "daemonops" / "suite").exists(), (
-        "run `. scripts/env.sh` once: it links the collection under .build/collections"
-    )
+    env = text_playbook_env(work, ANSIBLE_SSH_CONTROL_PATH_DIR=str(work / "cp"))
     cmd = [ANSIBLE_PLAYBOOK, "-i", str(inventory or fleet.inventory), str(PLAYBOOK), *extra]
     if report_dir:
         cmd += ["-e", f"health_audit_report_dir={reports}"]

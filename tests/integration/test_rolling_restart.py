@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from modrun import ansible_env
+from modrun import run_playbook
 from test_service import Instance
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.installer import (
@@ -84,20 +84,15 @@ def fleet(tmp_path: Path, free_port) -> Iterator[dict[str, Instance]]:
         for name in HOSTS:
             inst = Instance(tmp_path / name, [free_port() for _unused in range(6)])
             inst.setup()
-            inst.prefix = tmp_path / name / "release"
+            inst.use_prefix(tmp_path / name / "release")
             ArchiveInstaller(str(inst.prefix), str(tmp_path / "refsuite-1.0.tar.gz"), one).run()
-            inst.binary = inst.prefix / "bin" / "refsuite"
-            argv = [str(inst.binary), "--config", str(inst.ini)]
-            inst.profile_data["suite"]["control"].update(
-                start=[*argv, "start"],
-                stop=[*argv, "stop"],
-                status=[*argv, "status"],
-                restart=[*argv, "restart"],
-                start_daemon=[*argv, "start", "{daemon}"],
-                stop_daemon=[*argv, "stop", "{daemon}"],
-            )
             instances[name] = inst
-            subprocess.run([*argv, "start"], check=True, capture_output=True, timeout=120)
+            subprocess.run(
+                [str(inst.binary), "--config", str(inst.ini), "start"],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
         yield instances
     finally:
         for inst in instances.values():
@@ -133,27 +128,16 @@ def run_rollout(tmp_path: Path, fleet: dict[str, Instance], *args: str) -> dict[
         "rolling_restart_drain_timeout": 0,
     }
     (work / "vars.json").write_text(json.dumps(variables))
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            str(TOP / "playbooks" / "rolling_restart.yml"),
-            "-i",
-            str(work / "inventory.json"),
-            "-e",
-            f"@{work / 'vars.json'}",
-            *args,
-        ],
-        env=ansible_env(work),
-        cwd=str(TOP),
-        capture_output=True,
-        text=True,
+    proc, output = run_playbook(
+        work,
+        str(TOP / "playbooks" / "rolling_restart.yml"),
+        "-i",
+        str(work / "inventory.json"),
+        "-e",
+        f"@{work / 'vars.json'}",
+        *args,
         timeout=900,
-        check=False,
     )
-    try:
-        output = json.loads(proc.stdout)
-    except json.JSONDecodeError as exc:
-        raise AssertionError(f"no JSON: {proc.stdout[-3000:]}\n{proc.stderr[-3000:]}") from exc
     output["_rc"] = proc.returncode
     (work / "output.json").write_text(proc.stdout)
     return output

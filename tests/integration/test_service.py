@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 import pytest
-import yaml
+from modrun import shipped_profile
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.health import HealthChecker
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.ini_config import (
@@ -43,10 +43,20 @@ class Instance:
         self.ini = root / "etc" / "refsuite.ini"
         self.state = root / "state"
         self.ports = ports
-        self.binary = self.prefix / "bin" / "refsuite"
-        data = yaml.safe_load((TOP / "profiles" / "refsuite" / "profile.yml").read_text())
+        data = shipped_profile("refsuite")
+        data["suite"]["config_file"] = str(self.ini)
+        data["suite"]["pid_store"]["path"] = str(self.state / "state.db")
+        data["suite"]["cluster_data"]["path"] = str(self.state / "cluster")
+        self.profile_data = data
+        self.use_prefix(self.prefix)
+
+    def use_prefix(self, prefix: Path) -> None:
+        """Run the refsuite installed under ``prefix``: its binary and the profile's control
+        commands."""
+        self.prefix = prefix
+        self.binary = prefix / "bin" / "refsuite"
         argv = [str(self.binary), "--config", str(self.ini)]
-        data["suite"]["control"].update(
+        self.profile_data["suite"]["control"].update(
             start=[*argv, "start"],
             stop=[*argv, "stop"],
             status=[*argv, "status"],
@@ -54,10 +64,6 @@ class Instance:
             start_daemon=[*argv, "start", "{daemon}"],
             stop_daemon=[*argv, "stop", "{daemon}"],
         )
-        data["suite"]["config_file"] = str(self.ini)
-        data["suite"]["pid_store"]["path"] = str(self.state / "state.db")
-        data["suite"]["cluster_data"]["path"] = str(self.state / "cluster")
-        self.profile_data = data
 
     def setup(self, role: str = "client") -> None:
         self.role = role

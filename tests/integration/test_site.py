@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 import psutil
 import pytest
-from modrun import ansible_env, find_free_port
+from modrun import find_free_port, run_playbook
 
 TOP = Path(__file__).resolve().parents[2]
 PLAYBOOK = TOP / "playbooks" / "site.yml"
@@ -53,28 +52,7 @@ def run_site(root: Path, variables: dict[str, Any], *args: str) -> dict[str, Any
     work = root / f"run-{len(list(root.glob('run-*')))}"
     work.mkdir(parents=True)
     (work / "vars.json").write_text(json.dumps(variables))
-    cmd = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        str(PLAYBOOK),
-        "-e",
-        f"@{work / 'vars.json'}",
-        *args,
-    ]
-    proc = subprocess.run(
-        cmd,
-        env=ansible_env(work),
-        cwd=str(TOP),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    try:
-        output = json.loads(proc.stdout)
-    except json.JSONDecodeError as exc:
-        raise AssertionError(
-            f"no JSON (rc {proc.returncode}): {proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-        ) from exc
+    proc, output = run_playbook(work, str(PLAYBOOK), "-e", f"@{work / 'vars.json'}", *args)
     output["_rc"] = proc.returncode
     return output
 

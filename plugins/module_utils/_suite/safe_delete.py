@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Optional
+from typing import Callable, Optional
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import UnsafePathError
 
@@ -292,23 +292,13 @@ class _Walker:
             return None
         return fd
 
-    def _unlink(self, dir_fd: int, name: str, path: str) -> bool:
+    def _delete(self, delete: Callable[..., None], dir_fd: int, name: str, path: str) -> bool:
+        """``os.unlink`` or ``os.rmdir`` one entry of the open directory; True when it is (or
+        would be) gone, else the reason is kept."""
         if self.check_mode:
             return True
         try:
-            os.unlink(name, dir_fd=dir_fd)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            self.kept.append(f"{printable(path)}: not removed ({exc.strerror})")
-            return False
-        return True
-
-    def _rmdir(self, dir_fd: int, name: str, path: str) -> bool:
-        if self.check_mode:
-            return True
-        try:
-            os.rmdir(name, dir_fd=dir_fd)
+            delete(name, dir_fd=dir_fd)
         except FileNotFoundError:
             pass
         except OSError as exc:
@@ -322,7 +312,7 @@ class _Walker:
         is ``..`` of the open directory, checked against the identity recorded on the way down,
         so any depth works without recursion or one descriptor per level."""
         if not stat.S_ISDIR(st.st_mode):
-            return self._unlink(dir_fd, name, path)
+            return self._delete(os.unlink, dir_fd, name, path)
         reason = self._foreign(st, path)
         if reason:
             self.skipped.append(f"{printable(path)}: {reason}")
@@ -345,7 +335,7 @@ class _Walker:
                     except FileNotFoundError:
                         continue
                     if not stat.S_ISDIR(child_st.st_mode):
-                        if not self._unlink(current, child, child_path):
+                        if not self._delete(os.unlink, current, child, child_path):
                             frame.complete = False
                         continue
                     reason = self._foreign(child_st, child_path)
@@ -381,11 +371,11 @@ class _Walker:
                     )
                 os.close(current)
                 current = up
-                if not (frame.complete and self._rmdir(current, frame.name, frame.path)):
+                if not (frame.complete and self._delete(os.rmdir, current, frame.name, frame.path)):
                     parent.complete = False
         finally:
             os.close(current)
-        return top.complete and self._rmdir(dir_fd, name, path)
+        return top.complete and self._delete(os.rmdir, dir_fd, name, path)
 
 
 def clear_tree(
