@@ -120,7 +120,7 @@ proposal:
     daemons:
       - name: qm
         roles: [server]
-        match: {cmdline: '^refsuite-qm( |$)', exe: '^/usr/bin/python3(\.[0-9]+)*$'}
+        match: {cmdline: '^refsuite-qm( |$)', exe: '^/usr/bin/python3(\.[0-9]+)?$'}
         count: {min: 1, max: 1}
         essential: true
 proposal_yaml:

@@ -135,13 +135,13 @@ def program_title(cmdline: t.Sequence[str]) -> Title:
 
 def exe_regex(exe: str) -> tuple[str, bool]:
     """``(regex, loosened)``: the executable's path anchored at both ends; for an interpreter
-    the trailing version digits are left open (``^/usr/bin/python3(\\.[0-9]+)*$``)."""
+    the trailing version digits are left open (``^/usr/bin/python3(\\.[0-9]+)?$``)."""
     directory, base = os.path.split(exe)
     if is_interpreter(exe):
         stem = re.sub(r"[0-9][0-9.]*$", "", base)
         if stem != base:
             major = base[len(stem) :].split(".")[0]
-            return f"^{regex_escape(os.path.join(directory, stem + major))}(\\.[0-9]+)*$", True
+            return f"^{regex_escape(os.path.join(directory, stem + major))}(\\.[0-9]+)?$", True
     return f"^{regex_escape(exe)}$", False
 
 

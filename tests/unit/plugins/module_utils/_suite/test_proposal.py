@@ -88,6 +88,16 @@ def test_exe_rule_pins_the_binary_and_leaves_an_interpreter_version_open():
     assert loosened
     assert re.search(rule, "/usr/bin/python3.11") and re.search(rule, "/usr/bin/python3.12")
     assert not re.search(rule, "/usr/bin/python2.7") and not re.search(rule, "/tmp/python3.11")
+    # the loosened rule must pass the profile validator's regex-safety check (no nested
+    # unbounded repeats), or every proposal for an interpreter-run suite would be refused
+    load_profile(
+        {
+            "suite": {"name": "x", "roles": ["server"]},
+            "daemons": [
+                {"name": "d", "roles": ["server"], "match": {"cmdline": "^d$", "exe": rule}}
+            ],
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- naming
