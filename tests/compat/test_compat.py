@@ -30,13 +30,9 @@ TOP = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(TOP / "tests" / "integration"))
 sys.path.insert(0, str(TOP / "tests" / "integration" / "refsuite"))
 
-from modrun import ansible_env, find_free_port  # noqa: E402
+from modrun import ansible_env, find_free_port, shipped_profile  # noqa: E402
 from refsuite_testlib import BIN, RefSuite, wait_until  # noqa: E402
 from test_site import site_vars  # noqa: E402
-
-from ansible_collections.daemonops.suite.plugins.plugin_utils.profile_resolver import (  # noqa: E402
-    profile_path,
-)
 
 
 def _pairs(variable: str) -> list[tuple[str, str]]:
@@ -63,7 +59,7 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     try:
         suite.start()
         wait_until(lambda: suite.online("sshd"), 60, "refsuite sshd online")
-        profile = yaml.safe_load(Path(profile_path("refsuite")).read_text(encoding="utf-8"))
+        profile = shipped_profile("refsuite")  # without deploy: its templates stay behind
         spec = profile["suite"]
         spec["config_file"] = str(suite.ini)
         spec["pid_store"]["path"] = str(suite.state_db)

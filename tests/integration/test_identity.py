@@ -167,7 +167,7 @@ def test_argv_renamed_program_with_another_exe_is_named_by_its_exe(impersonate, 
         daemon["ports"] = [dict(spec, port=free_port()) for spec in daemon.get("ports") or []]
     sd = next(d for d in data["daemons"] if d["name"] == "bacula-sd")
     sd["ports"][0]["port"] = port
-    result = check(data, ["storage"], marker, pid_records=False)
+    result = check(data, ["rds"], marker, pid_records=False)
     report = result["daemons"]["bacula-sd"]
     exe = psutil.Process(pid).exe()
     assert report["count"] == 0 and report["state"] == "offline"
