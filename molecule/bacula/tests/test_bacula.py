@@ -221,11 +221,12 @@ def test_stopped_storage_daemon_is_named_by_the_audit_and_site_yml_brings_it_bac
     rds.check_output("systemctl stop bacula-sd.service")
     try:
         proc, report = _audit("sd-stopped")
-        assert proc.returncode != 0, "the audit must exit non-zero with bacula-sd stopped"
+        assert proc.returncode == 2, "the audit must exit 2 (unhealthy) with bacula-sd stopped"
         assert report["unhealthy_hosts"] == [RDS], report["unhealthy_hosts"]
         assert report["hosts"][RDS]["daemons"]["bacula-sd"]["state"] == "offline"
         assert {(p["host"], p["daemon"]) for p in report["problems"]} == {(RDS, "bacula-sd")}
-        assert f"Unhealthy hosts: {RDS}" in proc.stdout, proc.stdout[-2000:]
+        # the recap fails exactly the unhealthy host, one line with its reason
+        assert f"{RDS} is unhealthy: bacula-sd offline" in proc.stdout, proc.stdout[-2000:]
         markdown = (_report_dir("sd-stopped") / "health_audit.md").read_text(encoding="utf-8")
         assert "bacula-sd" in markdown and "offline" in markdown
     finally:
