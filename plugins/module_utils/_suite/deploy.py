@@ -21,7 +21,10 @@ import os
 import re
 import typing as t
 
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import ProfileError
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import (
+    ProfileError,
+    type_name,
+)
 
 SOURCES = ("packages", "bundled", "archive")
 PLACEHOLDERS = ("prefix", "config_file", "config_dir", "state_dir", "log_dir")
@@ -61,25 +64,9 @@ class _Where:
         raise ProfileError(f"{self.source}: deploy.{field}: {problem}")
 
 
-def _type_name(value: t.Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
 def _mapping(w: _Where, field: str, value: t.Any, allowed: t.Sequence[str]) -> dict[str, t.Any]:
     if not isinstance(value, dict):
-        w.fail(field, f"must be a mapping, got {_type_name(value)}")
+        w.fail(field, f"must be a mapping, got {type_name(value)}")
     for key in value:
         if key not in allowed:
             w.fail(f"{field}.{key}".lstrip("."), f"unknown key (allowed: {', '.join(allowed)})")
@@ -90,13 +77,13 @@ def _list(w: _Where, field: str, value: t.Any) -> list[t.Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        w.fail(field, f"must be a list, got {_type_name(value)}")
+        w.fail(field, f"must be a list, got {type_name(value)}")
     return value
 
 
 def _string(w: _Where, field: str, value: t.Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        w.fail(field, f"must be a non-empty string, got {_type_name(value)} {value!r}")
+        w.fail(field, f"must be a non-empty string, got {type_name(value)} {value!r}")
     for name in _PLACEHOLDER_RE.findall(value):
         if name not in PLACEHOLDERS:
             w.fail(
@@ -130,7 +117,7 @@ def _bool(w: _Where, field: str, value: t.Any, default: bool) -> bool:
     if value is None:
         return default
     if not isinstance(value, bool):
-        w.fail(field, f"must be true or false, got {_type_name(value)} {value!r}")
+        w.fail(field, f"must be true or false, got {type_name(value)} {value!r}")
     return value
 
 
@@ -177,7 +164,7 @@ def validate_deploy(
     """
     w = _Where(source)
     if not isinstance(value, dict):
-        raise ProfileError(f"{source}: deploy: must be a mapping, got {_type_name(value)}")
+        raise ProfileError(f"{source}: deploy: must be a mapping, got {type_name(value)}")
     data = _mapping(w, "", value, _DEPLOY_KEYS)
     result: dict[str, t.Any] = {}
 
@@ -202,7 +189,7 @@ def validate_deploy(
 
     variables = data.get("vars") or {}
     if not isinstance(variables, dict):
-        w.fail("vars", f"must be a mapping, got {_type_name(variables)}")
+        w.fail("vars", f"must be a mapping, got {type_name(variables)}")
     for key in variables:
         if not isinstance(key, str) or not _NAME_RE.match(key):
             w.fail(f"vars.{key}", "must be a plain name ([A-Za-z_][A-Za-z0-9_]*)")

@@ -29,3 +29,23 @@ class ProfileError(SuiteError):
 
 class UnsafePathError(SuiteError):
     """A path is refused for a destructive operation (deletion root, symlink, other filesystem)."""
+
+
+def type_name(value: Any) -> str:
+    """What kind of value this is, in the words of a YAML author ("a list", "a mapping"...),
+    for messages that say what a setting should have been."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__

@@ -30,6 +30,7 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.deploy impo
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import (
     ProfileError,
     SuiteError,
+    type_name,
 )
 
 PID_STORE_TYPES = ("sqlite", "pidfile", "postgresql")
@@ -440,27 +441,9 @@ def _show(value: t.Any) -> str:
     return _SHOW.repr(value)
 
 
-def _type_name(value: t.Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
 def _mapping(ctx: _Ctx, field: str, value: t.Any, allowed: t.Sequence[str]) -> dict[str, t.Any]:
     if not isinstance(value, dict):
-        ctx.fail(field, f"must be a mapping, got {_type_name(value)}")
+        ctx.fail(field, f"must be a mapping, got {type_name(value)}")
     for key in value:
         if key not in allowed:
             hint = ""
@@ -480,7 +463,7 @@ def _required(ctx: _Ctx, data: dict[str, t.Any], prefix: str, key: str) -> t.Any
 
 def _string(ctx: _Ctx, field: str, value: t.Any, allow_empty: bool = False) -> str:
     if not isinstance(value, str):
-        ctx.fail(field, f"must be a string, got {_type_name(value)}")
+        ctx.fail(field, f"must be a string, got {type_name(value)}")
     if not allow_empty and not value.strip():
         ctx.fail(field, "must not be empty")
     return value
@@ -494,13 +477,13 @@ def _bool(ctx: _Ctx, field: str, value: t.Any, default: bool) -> bool:
     if value is None:
         return default
     if not isinstance(value, bool):
-        ctx.fail(field, f"must be true or false, got {_type_name(value)} {_show(value)}")
+        ctx.fail(field, f"must be true or false, got {type_name(value)} {_show(value)}")
     return value
 
 
 def _int(ctx: _Ctx, field: str, value: t.Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        ctx.fail(field, f"must be an integer, got {_type_name(value)} {_show(value)}")
+        ctx.fail(field, f"must be an integer, got {type_name(value)} {_show(value)}")
     return value
 
 
@@ -520,7 +503,7 @@ def _abs_path(ctx: _Ctx, field: str, value: t.Any) -> str:
 
 def _string_list(ctx: _Ctx, field: str, value: t.Any) -> tuple[str, ...]:
     if not isinstance(value, list):
-        ctx.fail(field, f"must be a list, got {_type_name(value)}")
+        ctx.fail(field, f"must be a list, got {type_name(value)}")
     return tuple(_string(ctx, f"{field}[{i}]", item) for i, item in enumerate(value))
 
 
@@ -777,7 +760,7 @@ def _daemon(ctx: _Ctx, index: int, value: t.Any, suite_roles: tuple[str, ...]) -
     ports: list[Port] = []
     if ports_value is not None:
         if not isinstance(ports_value, list):
-            dctx.fail("ports", f"must be a list, got {_type_name(ports_value)}")
+            dctx.fail("ports", f"must be a list, got {type_name(ports_value)}")
         seen: dict[int, int] = {}
         for i, item in enumerate(ports_value):
             field = f"ports[{i}]"
@@ -831,7 +814,7 @@ def _match_user(ctx: _Ctx, value: t.Any) -> t.Optional[t.Union[int, str]]:
     if value is None:
         return None
     if isinstance(value, bool):
-        ctx.fail("match.user", f"must be a uid number or a user name, got {_type_name(value)}")
+        ctx.fail("match.user", f"must be a uid number or a user name, got {type_name(value)}")
     if isinstance(value, int):
         if value < 0:
             ctx.fail("match.user", f"uid {value} must be 0 or more")
@@ -920,7 +903,7 @@ def load_profile(data: t.Any, source: str = "<inline>", folder: t.Optional[str] 
 
     daemons_value = _required(ctx, top, "", "daemons")
     if not isinstance(daemons_value, list):
-        ctx.fail("daemons", f"must be a list, got {_type_name(daemons_value)}")
+        ctx.fail("daemons", f"must be a list, got {type_name(daemons_value)}")
     if not daemons_value:
         ctx.fail("daemons", "must list at least one daemon")
     daemons: list[Daemon] = []
@@ -1006,7 +989,7 @@ def _with_config(
         if override.get("ports") is not None:
             numbers = override["ports"]
             if not isinstance(numbers, (list, tuple)):
-                dctx.fail("ports", f"must be a list of port numbers, got {_type_name(numbers)}")
+                dctx.fail("ports", f"must be a list of port numbers, got {type_name(numbers)}")
             new_ports: list[Port] = []
             for i, number in enumerate(numbers):
                 number = _port_number(dctx, f"ports[{i}]", number)

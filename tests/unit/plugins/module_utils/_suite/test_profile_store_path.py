@@ -77,7 +77,8 @@ def test_suite_facts_version_and_checksum(tmp_path: Path) -> None:
     assert facts["config_checksum"] == file_checksum(str(ini))
     ini.write_text("[suite]\nretry_interval = 5\n")
     assert suite_facts(load_profile(data), str(ini))["config_checksum"] != facts["config_checksum"]
-    assert suite_facts(load_profile(refsuite()), str(tmp_path / "none.ini")) == {
+    data["suite"]["version_file"] = str(tmp_path / "no-VERSION")  # not whatever /opt holds
+    assert suite_facts(load_profile(data), str(tmp_path / "none.ini")) == {
         "version": None,
         "config_checksum": None,
     }
