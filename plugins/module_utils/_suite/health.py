@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import identity
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
@@ -29,6 +29,14 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable i
     ProcInfo,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import SocketTable
+
+if TYPE_CHECKING:
+    from ansible_collections.daemonops.suite.plugins.module_utils._suite.pidstore import PidRecord
+    from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
+        Daemon,
+        Port,
+        Profile,
+    )
 
 ONLINE = "online"
 OFFLINE = "offline"
@@ -73,7 +81,7 @@ class HealthChecker:
 
     def __init__(
         self,
-        profile: Any,
+        profile: Profile,
         roles: Sequence[str],
         instance: Optional[str] = None,
         config_file: Optional[str] = None,
@@ -85,7 +93,7 @@ class HealthChecker:
         proc_table: Optional[ProcessTable] = None,
         socket_table: Optional[SocketTable] = None,
         probe_runner: Optional[ProbeRunner] = None,
-        records: Optional[list] = None,
+        records: Optional[list[PidRecord]] = None,
         now: Optional[float] = None,
     ) -> None:
         self.profile = profile
@@ -107,7 +115,7 @@ class HealthChecker:
 
     # ------------------------------------------------------------------ inputs
 
-    def effective_profile(self) -> Any:
+    def effective_profile(self) -> Profile:
         """The profile with the suite's configuration file applied (``enabled``, ``ports``)."""
         from ansible_collections.daemonops.suite.plugins.module_utils._suite import profile as pm
 
@@ -119,38 +127,27 @@ class HealthChecker:
                     "configuration file or leave config_file unset"
                 )
         else:
-            path = _suite_attr(self.profile, "config_file")
+            path = self.profile.config_file
             if not path or not os.path.isfile(path) or not os.access(path, os.R_OK):
                 return self.profile
         return pm.apply_config(self.profile, path)
-
-    def check_roles(self, profile: Any) -> None:
-        known = list(_suite_attr(profile, "roles") or [])
-        if not self.roles:
-            raise SuiteError(
-                f"roles: no role given for this host; set roles to some of {', '.join(known)} "
-                "or put the host in an inventory group named like a role"
-            )
-        unknown = [role for role in self.roles if role not in known]
-        if unknown:
-            raise SuiteError(
-                f"roles: {', '.join(unknown)} not a role of suite {_profile_name(profile)}; "
-                f"use some of {', '.join(known)}"
-            )
 
     # ------------------------------------------------------------------ run
 
     def run(self) -> dict[str, Any]:
         profile = self.effective_profile()
-        self.check_roles(profile)
-        daemons = list(profile.daemons_for_roles(self.roles))
+        if not self.roles:
+            raise SuiteError(
+                "roles: no role given for this host; set roles to some of "
+                f"{', '.join(profile.roles)} or put the host in an inventory group named like "
+                "a role"
+            )
+        daemons = profile.daemons_for_roles(self.roles)
         procs = self.proc_table if self.proc_table is not None else ProcessTable.scan()
         socks = self.socket_table if self.socket_table is not None else SocketTable.scan()
         now = self.now if self.now is not None else time.time()
         self._matches, self._instances = {}, {}
-        all_daemons = {d.name: d for d in _profile_daemons(profile)}
-        for daemon in daemons:
-            all_daemons.setdefault(daemon.name, daemon)
+        all_daemons = {d.name: d for d in profile.daemons}
         self._ident = identity.Identifier(procs, all_daemons, self.instance)
         records = self._pid_records(profile, daemons, all_daemons, procs)
 
@@ -177,7 +174,7 @@ class HealthChecker:
             "msg": "; ".join(problems) if failed else ALL_ONLINE,
             "status_lines": lines,
             "roles": list(self.roles),
-            "profile": _profile_name(profile),
+            "profile": profile.name,
             "host": self.hostname,
             "summary": summary,
             "daemons": reports,
@@ -195,7 +192,7 @@ class HealthChecker:
             self._ident = identity.Identifier(procs, {}, self.instance)
         return self._ident
 
-    def matched(self, daemon: Any, procs: ProcessTable) -> list[ProcInfo]:
+    def matched(self, daemon: Daemon, procs: ProcessTable) -> list[ProcInfo]:
         """Every process of ``daemon`` (passing all of its rules: name, exe, user, ancestor),
         including forked workers that carry the same command line (``refsuite-stpd``
         workers)."""
@@ -203,7 +200,7 @@ class HealthChecker:
             self._matches[daemon.name] = self.identifier(procs).members(daemon)
         return self._matches[daemon.name]
 
-    def instances(self, daemon: Any, procs: ProcessTable) -> list[ProcInfo]:
+    def instances(self, daemon: Daemon, procs: ProcessTable) -> list[ProcInfo]:
         """The instances of ``daemon``: matched processes none of whose ancestors is itself a
         matched process of the same daemon (a forked worker is part of its parent's instance)."""
         if daemon.name not in self._instances:
@@ -220,8 +217,8 @@ class HealthChecker:
 
     def _daemon_report(
         self,
-        daemon: Any,
-        all_daemons: dict[str, Any],
+        daemon: Daemon,
+        all_daemons: dict[str, Daemon],
         procs: ProcessTable,
         socks: SocketTable,
         records: dict[str, dict[str, Any]],
@@ -231,9 +228,9 @@ class HealthChecker:
         instances = self.instances(daemon, procs)
         tree_pids = [proc.pid for proc in self.matched(daemon, procs)]
         pids = [proc.pid for proc in instances]
-        enabled = getattr(daemon, "enabled", True) is not False
-        count_min = getattr(daemon, "count_min", 1)
-        count_max = getattr(daemon, "count_max", None)
+        enabled = daemon.enabled
+        count_min = daemon.count_min
+        count_max = daemon.count_max
         problems: list[str] = []
 
         start_times = [proc.create_time for proc in instances if proc.create_time is not None]
@@ -252,7 +249,7 @@ class HealthChecker:
         notes = ident.notes(daemon)
         ports = [
             self._port_report(daemon, port, tree_pids, procs, socks, problems, enabled)
-            for port in (getattr(daemon, "ports", None) or [])
+            for port in daemon.ports
         ]
         ancestry = self._ancestry(
             daemon, all_daemons, instances, procs, problems, enabled, impostor_procs
@@ -292,7 +289,7 @@ class HealthChecker:
 
         return {
             "state": state,
-            "essential": bool(getattr(daemon, "essential", False)),
+            "essential": daemon.essential,
             "enabled": enabled,
             "problems": problems,
             "pids": pids,
@@ -309,8 +306,8 @@ class HealthChecker:
 
     def _port_report(
         self,
-        daemon: Any,
-        port_spec: Any,
+        daemon: Daemon,
+        port_spec: Port,
         tree_pids: list[int],
         procs: ProcessTable,
         socks: SocketTable,
@@ -318,8 +315,8 @@ class HealthChecker:
         enabled: bool,
     ) -> dict[str, Any]:
         name = daemon.name
-        port = int(port_spec.port if not isinstance(port_spec, dict) else port_spec["port"])
-        probe_spec = port_spec.get("probe") if isinstance(port_spec, dict) else port_spec.probe
+        port = port_spec.port
+        probe_spec = port_spec.probe
         report: dict[str, Any] = {
             "port": port,
             "listening": None,
@@ -372,7 +369,7 @@ class HealthChecker:
             problems.append(f"{name} port {port} not listening")
         if owners and self.probes and probe_spec:
             host = connect_host(owners[0].address)
-            timeout = _spec_value(probe_spec, "timeout") or self.probe_timeout
+            timeout = probe_spec.get("timeout") or self.probe_timeout
             result = self.probe_runner(probe_spec, host, port, float(timeout))
             report["probe"] = result.as_dict()
             if not result.ok:
@@ -381,8 +378,8 @@ class HealthChecker:
 
     def _ancestry(
         self,
-        daemon: Any,
-        all_daemons: dict[str, Any],
+        daemon: Daemon,
+        all_daemons: dict[str, Daemon],
         instances: list[ProcInfo],
         procs: ProcessTable,
         problems: list[str],
@@ -392,7 +389,7 @@ class HealthChecker:
         """The ancestry of the instances (all pass it: an instance is a descendant of
         ``ancestor`` by definition). When there is none, the chain of the first process named
         like the daemon outside that ancestry, with ``ok: false``."""
-        expected = getattr(daemon, "ancestor", None)
+        expected = daemon.ancestor
         if not expected:
             return None
         result: dict[str, Any] = {"expected": expected, "ok": None, "chain": []}
@@ -429,12 +426,12 @@ class HealthChecker:
 
     def _pid_records(
         self,
-        profile: Any,
-        daemons: list[Any],
-        all_daemons: dict[str, Any],
+        profile: Profile,
+        daemons: list[Daemon],
+        all_daemons: dict[str, Daemon],
         procs: ProcessTable,
     ) -> dict[str, dict[str, Any]]:
-        store = _suite_attr(profile, "pid_store")
+        store = profile.pid_store
         if not self.pid_records:
             return {
                 d.name: _record_result(NOT_APPLICABLE, None, "pid_records is false")
@@ -455,7 +452,7 @@ class HealthChecker:
             records = list(self.records)
         else:
             try:
-                records = pidstore.read_records(_store_dict(store))
+                records = pidstore.read_records(store.to_dict())
             except Exception as exc:  # any store failure is reported, not raised
                 reason = f"cannot read the PID store: {exc}"
                 return {d.name: _record_result(UNKNOWN, None, reason) for d in daemons}
@@ -539,38 +536,3 @@ def _holder_labels(listeners: list[Any], procs: ProcessTable) -> list[str]:
         if label not in labels:
             labels.append(label)
     return labels
-
-
-def _spec_value(spec: Any, name: str) -> Any:
-    if isinstance(spec, dict):
-        return spec.get(name)
-    return getattr(spec, name, None)
-
-
-def _suite_attr(profile: Any, name: str) -> Any:
-    """A ``suite:`` level field of the profile (``profile.suite.<name>`` or ``profile.<name>``)."""
-    suite = getattr(profile, "suite", None)
-    if suite is not None and not isinstance(suite, dict) and hasattr(suite, name):
-        return getattr(suite, name)
-    if isinstance(suite, dict) and name in suite:
-        return suite[name]
-    return getattr(profile, name, None)
-
-
-def _profile_name(profile: Any) -> str:
-    return str(_suite_attr(profile, "name") or "")
-
-
-def _profile_daemons(profile: Any) -> list[Any]:
-    daemons = getattr(profile, "daemons", None) or []
-    if isinstance(daemons, dict):
-        return list(daemons.values())
-    return list(daemons)
-
-
-def _store_dict(store: Any) -> dict[str, Any]:
-    if isinstance(store, dict):
-        return dict(store)
-    if hasattr(store, "to_dict"):
-        return store.to_dict()
-    return dict(vars(store))

@@ -292,14 +292,15 @@ class Profile:
     def daemons_for_roles(self, roles: t.Iterable[str]) -> list[Daemon]:
         """Daemons that run on a host with any of ``roles``, in profile order.
 
-        An unknown role is refused (ProfileError naming the suite's roles).
+        An unknown role is refused (ProfileError naming the suite's roles); this is the one
+        place the roles of a host are checked against the profile.
         """
         wanted = list(roles)
         unknown = [r for r in wanted if r not in self.roles]
         if unknown:
             raise ProfileError(
-                f"role(s) {', '.join(repr(r) for r in unknown)} not known to profile "
-                f"'{self.name}'; its roles are: {', '.join(self.roles)}"
+                f"roles: {', '.join(unknown)} not a role of suite {self.name}; "
+                f"use some of {', '.join(self.roles)}"
             )
         return [d for d in self.daemons if any(r in d.roles for r in wanted)]
 
