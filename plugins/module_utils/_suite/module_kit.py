@@ -4,16 +4,25 @@
 """What every module of the collection shares: profile options, check mode/changed/diff
 handling and the single place where errors become ``fail_json``.
 
-A module is documentation + argument spec + ``main()`` calling ``run_module``::
+A module is documentation + argument spec + ``main()`` calling ``run_module``; the logic is a
+``SuiteAction`` in ``module_utils/_suite``. The ``cluster_data`` module, shortened::
 
-    class HealthInfo(SuiteAction):
-        def run(self) -> dict:
+    # plugins/module_utils/_suite/cluster.py
+    class ClusterData(SuiteAction):
+        def run(self) -> dict[str, Any]:
+            profile = profile_from_params(self.params)
+            ...  # refuse while a daemon runs; plan the deletion
+            result = self.clear(root, depth, done, kept)  # @trigger_change, None in check mode
             ...
-            return {"status": "SUCCESS"}
+            return {"root": root, "depth": depth, "removed": removed, ...}
 
+    # plugins/modules/cluster_data.py
     def main() -> None:
-        argument_spec = dict(PROFILE_ARGS, probes=dict(type="bool", default=True))
-        run_module(HealthInfo, argument_spec, **PROFILE_ARG_RULES)
+        argument_spec = profile_argument_spec(
+            path=dict(type="path"),
+            depth=dict(type="int"),
+        )
+        run_module(ClusterData, argument_spec, **PROFILE_ARG_RULES)
 """
 
 from __future__ import annotations
@@ -43,7 +52,6 @@ PROFILE_ARGS: dict[str, dict[str, t.Any]] = dict(
 """Argument spec fragment for the profile options (merge into a module's argument_spec)."""
 
 PROFILE_REQUIRED_ONE_OF: list[list[str]] = [["profile", "profile_data"]]
-PROFILE_MUTUALLY_EXCLUSIVE: list[list[str]] = []
 """``profile`` and ``profile_data`` arrive together from the action plugin (the name is kept so
 the module can echo it), so they are not mutually exclusive."""
 
