@@ -110,7 +110,7 @@ not_descended:
   sample: ['/var/lib/refsuite/cluster/node1/mnt: another filesystem; not entered']
 """
 
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.cluster import ClusterData  # noqa: E402
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.cluster import ClusterDataClear  # noqa: E402
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (  # noqa: E402
     PROFILE_ARG_RULES,
     profile_argument_spec,
@@ -123,7 +123,7 @@ def main() -> None:
         path=dict(type="path"),
         depth=dict(type="int"),
     )
-    run_module(ClusterData, argument_spec, **PROFILE_ARG_RULES)
+    run_module(ClusterDataClear, argument_spec, **PROFILE_ARG_RULES)
 
 
 if __name__ == "__main__":

@@ -106,7 +106,10 @@ def connected_clients(ports: set[int], use_procfs: Optional[bool] = None) -> lis
     return sorted(set(found))
 
 
-class ClusterData(SuiteAction):
+class ClusterDataClear(SuiteAction):
+    """Clear the suite's cluster data tree (the cluster_data module); not to be confused with
+    ``profile.ClusterData``, the ``suite.cluster_data`` setting it reads."""
+
     def run(self) -> dict[str, Any]:
         params = self.params
         profile = profile_from_params(params)

@@ -8,7 +8,7 @@ A module is documentation + argument spec + ``main()`` calling ``run_module``; t
 ``SuiteAction`` in ``module_utils/_suite``. The ``cluster_data`` module, shortened::
 
     # plugins/module_utils/_suite/cluster.py
-    class ClusterData(SuiteAction):
+    class ClusterDataClear(SuiteAction):
         def run(self) -> dict[str, Any]:
             profile = profile_from_params(self.params)
             ...  # refuse while a daemon runs; plan the deletion
@@ -22,7 +22,7 @@ A module is documentation + argument spec + ``main()`` calling ``run_module``; t
             path=dict(type="path"),
             depth=dict(type="int"),
         )
-        run_module(ClusterData, argument_spec, **PROFILE_ARG_RULES)
+        run_module(ClusterDataClear, argument_spec, **PROFILE_ARG_RULES)
 """
 
 from __future__ import annotations

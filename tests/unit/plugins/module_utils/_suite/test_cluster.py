@@ -1,5 +1,5 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""ClusterData: every condition is checked and named before anything is deleted."""
+"""ClusterDataClear: every condition is checked and named before anything is deleted."""
 
 from __future__ import annotations
 
@@ -70,8 +70,8 @@ def blockers(monkeypatch):
     return found
 
 
-def run(params: dict[str, Any], check_mode: bool = False) -> tuple[cluster.ClusterData, dict]:
-    action = cluster.ClusterData(FakeModule(params, check_mode))
+def run(params: dict[str, Any], check_mode: bool = False) -> tuple[cluster.ClusterDataClear, dict]:
+    action = cluster.ClusterDataClear(FakeModule(params, check_mode))
     return action, action.run()
 
 
