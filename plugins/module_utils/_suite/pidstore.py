@@ -406,25 +406,6 @@ def _read_sqlite(store: dict, pid_max: int) -> list[PidRecord]:
     return _rows_to_records(rows, keys, f"{store['path']}:{store['table']}", pid_max)
 
 
-def _remove_sqlite(store: dict, record: PidRecord) -> None:
-    import sqlite3
-
-    columns = {"name": "name", "pid": "pid", **store["columns"]}
-    name, raw_pid = record.key
-    sql = (
-        f"DELETE FROM {_quote(store['table'])} "
-        f"WHERE {_quote(columns['name'])} IS ? AND {_quote(columns['pid'])} IS ?"
-    )
-    conn = _sqlite_connect(store["path"], writable=True)
-    try:
-        with conn:
-            conn.execute(sql, (name, raw_pid))
-    except sqlite3.Error as exc:
-        raise SuiteError(f"cannot remove record {record.name} from {record.source}: {exc}")
-    finally:
-        conn.close()
-
-
 def _pg_connect(store: dict):
     try:
         import psycopg2  # imported lazily: only PostgreSQL stores need it
@@ -464,21 +445,23 @@ def _read_postgresql(store: dict, pid_max: int) -> list[PidRecord]:
     return _rows_to_records(rows, keys, _pg_source(store), pid_max)
 
 
-def _remove_postgresql(store: dict, record: PidRecord) -> None:
-    import psycopg2
-
+def _remove_row(
+    store: dict, record: PidRecord, conn: Any, error: type[Exception], same_as: str
+) -> None:
+    """Delete the row of ``record`` (its name and raw pid) from ``store['table']`` through the
+    DB-API connection ``conn`` (closed afterwards). What differs between the databases is passed
+    in: ``error`` is the driver's exception class, ``same_as`` the null-safe equality with its
+    placeholder (SQLite ``IS ?``, PostgreSQL ``IS NOT DISTINCT FROM %s``)."""
     columns = {"name": "name", "pid": "pid", **store["columns"]}
     name, raw_pid = record.key
     sql = (
         f"DELETE FROM {_quote(store['table'])} "
-        f"WHERE {_quote(columns['name'])} IS NOT DISTINCT FROM %s "
-        f"AND {_quote(columns['pid'])} IS NOT DISTINCT FROM %s"
+        f"WHERE {_quote(columns['name'])} {same_as} AND {_quote(columns['pid'])} {same_as}"
     )
-    conn = _pg_connect(store)
     try:
-        with conn, conn.cursor() as cursor:
-            cursor.execute(sql, (name, raw_pid))
-    except psycopg2.Error as exc:
+        with conn:  # commits, or rolls back on an error
+            conn.cursor().execute(sql, (name, raw_pid))
+    except error as exc:
         raise SuiteError(f"cannot remove record {record.name} from {record.source}: {exc}")
     finally:
         conn.close()
@@ -507,6 +490,12 @@ def remove_record(store: dict, record: PidRecord) -> None:
     if store["type"] == "pidfile":
         _remove_pidfile(record)
     elif store["type"] == "sqlite":
-        _remove_sqlite(store, record)
+        import sqlite3
+
+        conn = _sqlite_connect(store["path"], writable=True)
+        _remove_row(store, record, conn, sqlite3.Error, "IS ?")
     else:
-        _remove_postgresql(store, record)
+        conn = _pg_connect(store)  # refuses clearly when psycopg2 is missing
+        import psycopg2
+
+        _remove_row(store, record, conn, psycopg2.Error, "IS NOT DISTINCT FROM %s")
