@@ -531,48 +531,40 @@ class ArchiveInstaller:
         }
         return result
 
+    def _refusal(self, path: str) -> str:
+        """Why a real file or directory at ``path`` (``current`` or an entry point) is refused."""
+        if path == self.current:
+            return f"prefix: {self.current} exists and is not a symlink; move it away"
+        return (
+            f"prefix: {path} is a real file or directory (a bundled install?); "
+            "use a new prefix for archive installs or remove the bundled install first"
+        )
+
     def _check_layout(self) -> None:
         """Refuse (before anything changes) a prefix whose entry points are not our symlinks."""
-        if os.path.lexists(self.current) and not os.path.islink(self.current):
-            raise SuiteError(f"prefix: {self.current} exists and is not a symlink; move it away")
-        for entry in ENTRY_POINTS:
-            path = os.path.join(self.prefix, entry)
+        for path in [self.current, *(os.path.join(self.prefix, e) for e in ENTRY_POINTS)]:
             if os.path.lexists(path) and not os.path.islink(path):
-                raise SuiteError(
-                    f"prefix: {path} is a real file or directory (a bundled install?); "
-                    "use a new prefix for archive installs or remove the bundled install first"
-                )
+                raise SuiteError(self._refusal(path))
+
+    def _link(self, path: str, target: str) -> bool:
+        """Make ``path`` a symlink to ``target`` (relative to the prefix), switched atomically
+        (os.replace of a temporary symlink); False when it already is one. A real file or
+        directory at ``path`` is refused. In check mode only says whether it would change."""
+        if os.path.islink(path) and os.readlink(path) == target:
+            return False
+        if os.path.lexists(path) and not os.path.islink(path):
+            raise SuiteError(self._refusal(path))
+        if not self.check_mode:
+            tmp = os.path.join(self.prefix, f".{os.path.basename(path)}.{os.getpid()}")
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            os.symlink(target, tmp)
+            os.replace(tmp, path)
+        return True
 
     def _switch(self, version: str) -> bool:
-        changed = False
-        wanted = os.path.join("releases", version)
-        if not (os.path.islink(self.current) and os.readlink(self.current) == wanted):
-            if os.path.lexists(self.current) and not os.path.islink(self.current):
-                raise SuiteError(
-                    f"prefix: {self.current} exists and is not a symlink; move it away"
-                )
-            changed = True
-            if not self.check_mode:
-                tmp = os.path.join(self.prefix, f".current.{os.getpid()}")
-                if os.path.lexists(tmp):
-                    os.unlink(tmp)
-                os.symlink(wanted, tmp)
-                os.replace(tmp, self.current)
+        changed = self._link(self.current, os.path.join("releases", version))
         for entry in ENTRY_POINTS:
-            path = os.path.join(self.prefix, entry)
-            target = os.path.join("current", entry)
-            if os.path.islink(path) and os.readlink(path) == target:
-                continue
-            if os.path.lexists(path) and not os.path.islink(path):
-                raise SuiteError(
-                    f"prefix: {path} is a real file or directory (a bundled install?); "
-                    "use a new prefix for archive installs or remove the bundled install first"
-                )
-            changed = True
-            if not self.check_mode:
-                tmp = os.path.join(self.prefix, f".{entry}.{os.getpid()}")
-                if os.path.lexists(tmp):
-                    os.unlink(tmp)
-                os.symlink(target, tmp)
-                os.replace(tmp, path)
+            if self._link(os.path.join(self.prefix, entry), os.path.join("current", entry)):
+                changed = True
         return changed
