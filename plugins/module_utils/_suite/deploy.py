@@ -50,9 +50,9 @@ _UNIT_KEYS = ("src", "name", "enabled", "started", "resume", "roles")
 _PROFILE_KEYS = ("suite",)
 _HEALTH_KEYS = ("timeout", "delay")
 
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_MODE_RE = re.compile(r"^0?[0-7]{3,4}$")
-_UNIT_RE = re.compile(r"^[A-Za-z0-9@_.:-]+\.(service|timer|socket|target|path)$")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MODE_RE = re.compile(r"0?[0-7]{3,4}")
+_UNIT_RE = re.compile(r"[A-Za-z0-9@_.:-]+\.(service|timer|socket|target|path)")
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_]+)\}")
 
 
@@ -108,7 +108,7 @@ def _opt(w: _Where, field: str, value: t.Any) -> t.Optional[str]:
 def _mode(w: _Where, field: str, value: t.Any) -> t.Optional[str]:
     if value is None:
         return None
-    if not isinstance(value, str) or not _MODE_RE.match(value):
+    if not isinstance(value, str) or not _MODE_RE.fullmatch(value):
         w.fail(field, f'must be an octal mode as a quoted string like "0640", got {value!r}')
     return value
 
@@ -191,7 +191,7 @@ def validate_deploy(
     if not isinstance(variables, dict):
         w.fail("vars", f"must be a mapping, got {type_name(variables)}")
     for key in variables:
-        if not isinstance(key, str) or not _NAME_RE.match(key):
+        if not isinstance(key, str) or not _NAME_RE.fullmatch(key):
             w.fail(f"vars.{key}", "must be a plain name ([A-Za-z_][A-Za-z0-9_]*)")
     result["vars"] = dict(variables)
 
@@ -200,7 +200,7 @@ def validate_deploy(
         for i, s in enumerate(_list(w, "secrets", data.get("secrets")))
     ]
     for i, name in enumerate(secrets):
-        if not _NAME_RE.match(name):
+        if not _NAME_RE.fullmatch(name):
             w.fail(f"secrets[{i}]", f"'{name}' must be a plain name ([A-Za-z_][A-Za-z0-9_]*)")
         if secrets.index(name) != i:
             w.fail(f"secrets[{i}]", f"'{name}' is listed twice")
@@ -307,7 +307,7 @@ def validate_deploy(
             if d.get(key) is None:
                 w.fail(f"{f}.{key}", "missing required field")
         name = _string(w, f"{f}.name", d["name"])
-        if not _UNIT_RE.match(name):
+        if not _UNIT_RE.fullmatch(name):
             w.fail(f"{f}.name", f"'{name}' is not a systemd unit file name (e.g. suite.service)")
         units.append(
             {

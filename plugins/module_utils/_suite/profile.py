@@ -68,7 +68,7 @@ _DAEMON_KEYS = (
     "log_file",
 )
 _MATCH_KEYS = ("cmdline", "exe", "user")
-_USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*\$?$")
+_USER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\$?")
 _PORT_KEYS = ("port", "probe")
 _PROBE_KEYS = ("type", "path", "status", "tls", "timeout")
 _COUNT_KEYS = ("min", "max")
@@ -823,7 +823,7 @@ def _match_user(ctx: _Ctx, value: t.Any) -> t.Optional[t.Union[int, str]]:
     name = _string(ctx, "match.user", value)
     if name.isdigit():
         return int(name)
-    if not _USER_RE.match(name):
+    if not _USER_RE.fullmatch(name):
         ctx.fail("match.user", f"{name!r} is not a user name ([A-Za-z_][A-Za-z0-9_.-]*$?)")
     return name
 

@@ -28,7 +28,7 @@ INTERPRETERS = ("python", "perl", "ruby", "java", "node", "php", "sh", "bash", "
 """Base names (without version digits) of executables that run another program: their
 ``exe`` rule pins the interpreter, not the program, and leaves the version open."""
 
-_WORD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
+_WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]*")
 """A word of a process title (``checkpointer``, ``15/main:``); a path, an option, an address
 (``127.0.0.1(5432)``) or a login (``root@pts/0``) ends the title."""
 _NAME_CLEAN_RE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -122,7 +122,7 @@ def program_title(cmdline: t.Sequence[str]) -> Title:
     if first.endswith(":"):  # setproctitle: "postgres: background writer", "sshd: root@pts/0"
         words = [first]
         for word in cmdline[1:]:
-            if not _WORD_RE.match(word):
+            if not _WORD_RE.fullmatch(word):
                 break
             words.append(word)
         return Title(tuple(words))
@@ -247,7 +247,7 @@ def pidfile_pattern(file_name: str, name: str, port: t.Optional[int]) -> t.Optio
 # YAML text (with comments) for a proposal
 # --------------------------------------------------------------------------------------------
 
-_PLAIN_RE = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./@+-]*$")
+_PLAIN_RE = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@+-]*")
 _YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
 
 
@@ -261,7 +261,7 @@ def yaml_scalar(value: t.Any) -> str:
     if isinstance(value, (int, float)):
         return json.dumps(value)
     text = str(value)
-    if _PLAIN_RE.match(text) and text.lower() not in _YAML_WORDS:
+    if _PLAIN_RE.fullmatch(text) and text.lower() not in _YAML_WORDS:
         return text
     if any(ord(char) < 32 or ord(char) == 127 for char in text):
         return json.dumps(text)

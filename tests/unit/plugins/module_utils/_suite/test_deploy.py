@@ -128,6 +128,17 @@ def _bad(path: str, value: t.Any) -> dict[str, t.Any]:
         ),
         (
             "units",
+            [{"src": "x.j2", "name": "x.service\n"}],
+            "is not a systemd unit file name",
+        ),
+        (
+            "directories",
+            [{"path": "/x", "mode": "0750\n"}],
+            "deploy.directories[0].mode: must be an octal mode",
+        ),
+        ("secrets", ["pass\n"], "deploy.secrets[0]"),
+        (
+            "units",
             [{"src": "x.j2", "name": "x.service", "enabled": "yes"}],
             "must be true or false",
         ),

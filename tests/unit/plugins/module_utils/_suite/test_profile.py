@@ -792,7 +792,7 @@ def test_match_user_is_a_uid_or_a_user_name(value, expected):
     assert daemon.to_dict()["match"]["user"] == expected
 
 
-@pytest.mark.parametrize("value", [-1, True, "no spaces allowed", ""])
+@pytest.mark.parametrize("value", [-1, True, "no spaces allowed", "", "bacula\n"])
 def test_bad_match_user_is_refused(value):
     data = {
         "suite": {"name": "t", "roles": ["s"]},

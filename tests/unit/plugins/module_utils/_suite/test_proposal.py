@@ -178,7 +178,10 @@ def test_instance_guess_is_a_path_every_process_has():
 
 @pytest.mark.parametrize(
     "value",
-    ["plain", "^a( |$)", "it's", "yes", "null", "123", "1.5", "a: b", "#x", "\ttab", "", "-x"],
+    [
+        *("plain", "^a( |$)", "it's", "yes", "null", "123", "1.5", "a: b", "#x", "\ttab", "", "-x"),
+        *("plain\n", "/usr/sbin/x\n"),  # a trailing newline is no plain scalar
+    ],
 )
 def test_yaml_scalar_reads_back(value):
     assert yaml.safe_load(f"k: {yaml_scalar(value)}") == {"k": value}
