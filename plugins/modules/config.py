@@ -104,7 +104,6 @@ backup_file:
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError  # noqa: E402
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.ini_config import (  # noqa: E402
     IniConfig,
-    ProfileFacts,
     parse_mode,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (  # noqa: E402
@@ -113,6 +112,9 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit 
     profile_argument_spec,
     profile_from_params,
     run_module,
+)
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_ini import (  # noqa: E402
+    ProfileFacts,
 )
 
 

@@ -320,11 +320,11 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit 
     profile_from_params,
     run_module,
 )
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (  # noqa: E402
-    with_pid_store_path,
-)
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_facts import (  # noqa: E402
     suite_facts,
+)
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_ini import (  # noqa: E402
+    with_pid_store_path,
 )
 
 

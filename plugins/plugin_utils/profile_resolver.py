@@ -28,8 +28,8 @@ from ansible.utils.vars import merge_hash
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.deploy import validate_deploy
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
-    Profile,
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import Profile
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
     load_profile,
     load_profile_file,
 )

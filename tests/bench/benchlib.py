@@ -163,7 +163,7 @@ class SesamHost:
     def profile(self) -> Any:
         """The validated profile object (module_utils ``profile.load_profile``), cached."""
         if self._profile is None:
-            from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
+            from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
                 load_profile,
             )
 

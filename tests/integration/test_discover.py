@@ -23,11 +23,11 @@ from pg_fixture import PostgresServer
 sys.path.insert(0, str(Path(__file__).resolve().parent / "refsuite"))
 from refsuite_testlib import RefSuite, wait_until
 
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
-    apply_config,
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
     load_profile,
     load_profile_file,
 )
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_ini import apply_config
 from ansible_collections.daemonops.suite.plugins.plugin_utils.profile_resolver import profile_path
 
 

@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 from modrun import TOP, ansible_env
 
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import load_profile
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
+    load_profile,
+)
 
 IMAGE = os.environ.get("DAEMONOPS_MOLECULE_IMAGE", "localhost/daemonops-base:latest")
 CLUSTER_UNIT = "postgresql@15-main.service"

@@ -28,9 +28,10 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite import (
     ini_config,
     pidstore,
     safe_delete,
+    suite_ini,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import ProfileError
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
     load_profile_file,
 )
 
@@ -40,8 +41,8 @@ REFSUITE_PROFILE = shipped_profile("refsuite")
 INI = "[suite]\nrole = server\n\n[ui]\nport = 11401\n"
 
 
-def _facts() -> ini_config.ProfileFacts:
-    return ini_config.ProfileFacts(
+def _facts() -> suite_ini.ProfileFacts:
+    return suite_ini.ProfileFacts(
         name="refsuite", roles=["server", "rds", "client"], ports={"ui": [11401], "sshd": [11322]}
     )
 
@@ -447,7 +448,7 @@ def test_config_refuses_a_fifo_without_hanging(tmp_path: Path) -> None:
 @pytest.mark.parametrize("module", ["cluster_data", "stale_pids"])
 def test_ini_overrides_refuse_a_fifo_without_hanging(tmp_path: Path, module: str) -> None:
     # cluster_data and stale_pids apply the suite INI (enabled, ports) to the profile through
-    # profile.read_config_overrides, as health_info does
+    # suite_ini.apply_config, as health_info does
     fifo = tmp_path / "refsuite.ini"
     os.mkfifo(fifo)
     tree = tmp_path / "cluster"
@@ -463,7 +464,7 @@ def test_ini_overrides_refuse_a_fifo_without_hanging(tmp_path: Path, module: str
 def test_config_refuses_an_oversized_file(tmp_path: Path) -> None:
     ini = tmp_path / "refsuite.ini"
     with open(ini, "wb") as handle:
-        handle.truncate(ini_config.MAX_CONFIG_BYTES + 1)  # sparse: no disk used
+        handle.truncate(suite_ini.MAX_CONFIG_BYTES + 1)  # sparse: no disk used
     result = run_module_file(
         MODULES / "config.py",
         {"profile_data": REFSUITE_PROFILE, "config_file": str(ini),
@@ -471,7 +472,7 @@ def test_config_refuses_an_oversized_file(tmp_path: Path) -> None:
         tmp_path,
     )  # fmt: skip
     assert result.get("failed") is True and "larger than" in result["msg"], result
-    assert ini.stat().st_size == ini_config.MAX_CONFIG_BYTES + 1
+    assert ini.stat().st_size == suite_ini.MAX_CONFIG_BYTES + 1
 
 
 # -- 14. match regexes: no nested unbounded quantifiers; a bounded command line ---------------

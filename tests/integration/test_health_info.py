@@ -30,7 +30,9 @@ from modrun import shipped_profile
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.health import HealthChecker
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable import ProcessTable
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import load_profile
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
+    load_profile,
+)
 
 TOP = Path(__file__).resolve().parents[2]
 

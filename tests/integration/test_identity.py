@@ -32,7 +32,9 @@ from pg_fixture import PostgresServer
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import cluster, probes
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.health import HealthChecker
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import load_profile
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
+    load_profile,
+)
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import (
     probe_registry_dir,
 )

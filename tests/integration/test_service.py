@@ -18,18 +18,18 @@ import pytest
 from modrun import shipped_profile
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.health import HealthChecker
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.ini_config import (
-    IniConfig,
-    ProfileFacts,
-)
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.ini_config import IniConfig
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.installer import (
     BundledInstaller,
 )
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import load_profile
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
+    load_profile,
+)
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.service import (
     DirectBackend,
     ServiceManager,
 )
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_ini import ProfileFacts
 
 TOP = Path(__file__).resolve().parents[2]
 

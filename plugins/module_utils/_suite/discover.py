@@ -25,7 +25,9 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import load_profile
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
+    load_profile,
+)
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.proposal import (
     Title,
     count_for,

@@ -117,7 +117,7 @@ class HealthChecker:
 
     def effective_profile(self) -> Profile:
         """The profile with the suite's configuration file applied (``enabled``, ``ports``)."""
-        from ansible_collections.daemonops.suite.plugins.module_utils._suite import profile as pm
+        from ansible_collections.daemonops.suite.plugins.module_utils._suite import suite_ini
 
         path = self.config_file
         if path:
@@ -130,7 +130,7 @@ class HealthChecker:
             path = self.profile.config_file
             if not path or not os.path.isfile(path) or not os.access(path, os.R_OK):
                 return self.profile
-        return pm.apply_config(self.profile, path)
+        return suite_ini.apply_config(self.profile, path)
 
     # ------------------------------------------------------------------ run
 

@@ -37,11 +37,11 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors impo
     ProfileError,
     SuiteError,
 )
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
-    Profile,
-    apply_config,
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import Profile
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
     load_profile,
 )
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_ini import apply_config
 
 PROFILE_ARGS: dict[str, dict[str, t.Any]] = dict(
     profile=dict(type="str"),

@@ -17,7 +17,9 @@ import typing as t
 from dataclasses import dataclass
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import load_profile
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
+    load_profile,
+)
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable import (

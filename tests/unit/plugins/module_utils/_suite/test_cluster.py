@@ -15,7 +15,9 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors impo
     SuiteError,
     UnsafePathError,
 )
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import load_profile
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
+    load_profile,
+)
 
 
 def profile_data(cluster_data: dict | None = None) -> dict[str, Any]:

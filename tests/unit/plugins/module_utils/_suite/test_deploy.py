@@ -10,7 +10,9 @@ import pytest
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.deploy import validate_deploy
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import ProfileError
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import load_profile
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
+    load_profile,
+)
 
 ROLES = ("server", "rds", "client")
 DAEMONS = ("dird", "sd", "fd")

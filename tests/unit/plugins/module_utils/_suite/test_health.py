@@ -20,7 +20,9 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable i
     ProcessTable,
     ProcInfo,
 )
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import load_profile
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
+    load_profile,
+)
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import SocketTable
 
 NOW = 10_000.0

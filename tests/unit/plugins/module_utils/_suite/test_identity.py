@@ -13,7 +13,9 @@ import pytest
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import identity
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.pidstore import PidRecord
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import load_profile
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
+    load_profile,
+)
 
 HOST = identity.HostFacts(hostname="node1.example.com", boot_id="boot-now")
 PROFILE = load_profile(

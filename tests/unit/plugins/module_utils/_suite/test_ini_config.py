@@ -10,13 +10,15 @@ import pytest
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.ini_config import (
     IniConfig,
-    IniDocument,
-    ProfileFacts,
     atomic_write,
     format_value,
 )
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
     load_profile_file,
+)
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_ini import (
+    IniDocument,
+    ProfileFacts,
 )
 
 TOP = Path(__file__).resolve().parents[5]

@@ -24,7 +24,7 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit 
     skip_if_check_mode,
     trigger_change,
 )
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
     load_profile_file,
 )
 

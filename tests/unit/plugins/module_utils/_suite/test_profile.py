@@ -16,11 +16,12 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile imp
     Daemon,
     Port,
     Profile,
-    apply_config,
+)
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
     load_profile,
     load_profile_file,
-    read_config_overrides,
 )
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_ini import apply_config
 
 SRC = "profiles/t.yml"
 
@@ -677,15 +678,18 @@ def test_apply_config_enables_and_replaces_ports(tmp_path: t.Any) -> None:
     ini.write_text(
         "[suite]\nrole = server ; comment\n"
         "[ctrl]\nenabled = true\nport = 12301\n"
-        "[stpd]\nports = 12000, 12001\n"
+        "[stpd]\nports = 12000, 12001, 12002\n"
         "[sms]\ndata_servers = 2\n"
     )
     profile = apply_config(loaded(), str(ini))
     assert profile.daemon("ctrl").enabled is True
     assert profile.daemon("ctrl").port_numbers == [12301]
     stpd = profile.daemon("stpd")
-    assert stpd.port_numbers == [12000, 12001]
+    assert stpd.port_numbers == [12000, 12001, 12002]
+    # each port keeps its probe: the INI gives as many ports as the profile
     assert stpd.ports[0].probe is not None and stpd.ports[0].probe["path"] == "/health"
+    assert stpd.ports[1].probe is None
+    assert stpd.ports[2].probe is not None and stpd.ports[2].probe["type"] == "tcp"
     assert profile.daemon("sms") == loaded().daemon("sms")
 
 
@@ -709,17 +713,23 @@ def test_apply_config_uses_suite_config_file_by_default(tmp_path: t.Any) -> None
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[ctrl]\nenabled = maybe\n", "line 2: [ctrl] enabled: 'maybe' is not true or false"),
-        ("[ctrl]\n\nport = 99999\n", "line 3: [ctrl] port: '99999' is not a port number 1-65535"),
+        ("[ctrl]\nenabled = maybe\n", "line 2: [ctrl] enabled: 'maybe' is not a boolean"),
+        ("[ctrl]\n\nport = 99999\n", "line 3: [ctrl] port: port 99999 is outside 1-65535"),
         ("[stpd]\nports = 1,x\n", "line 2: [stpd] ports: 'x' is not a port number"),
-        ("[ctrl]\nport = 1,2\n", "line 2: [ctrl] port: '1,2' must be one port number"),
+        ("[ctrl]\nport = 1,2\n", "line 2: [ctrl] port: give one port number"),
         ("[stpd]\nports = 5,5\n", "[stpd] ports: '5,5' lists a port twice"),
         ("garbage\n[ctrl]\n", "line 1: not a valid INI file"),
         ("[ctrl]\nenabled = true\nenabled = false\n", "line 3: not a valid INI file"),
         (
             "[ctrl]\nport = 11000\n",
-            "line 1: daemon 'ctrl': ports[0].port: 11000 is also a port of daemon 'stpd'",
+            "line 2: [ctrl] port: port 11000 is used by both stpd and ctrl",
         ),
+        ("[stpd]\nports = 12000, 12001\n", "line 2: [stpd] ports: 2 port(s) given"),
+        ("[sms]\nport = 12000\n", "line 2: [sms] port: daemon sms has no ports"),
+        ("[other]\nenabled = true\n", "line 1: [other]: unknown section 'other'"),
+        ("[suite]\nrole = backup\n", "line 2: [suite] role: unknown role 'backup'"),
+        ("[ctrl]\nport = 1\n[ctrl]\nenabled = true\n", "line 3: not a valid INI file"),
+        ("enabled = true\n[ctrl]\n", "line 1: not a valid INI file: key 'enabled' comes"),
     ],
 )
 def test_apply_config_bad_content_names_file_and_line(
@@ -742,27 +752,35 @@ def test_apply_config_unreadable_file(tmp_path: t.Any) -> None:
         apply_config(loaded(), str(tmp_path))  # a directory
 
 
-def test_read_config_overrides_ignores_other_sections(tmp_path: t.Any) -> None:
+def test_apply_config_reads_daemon_sections_and_ignores_other_suite_keys(
+    tmp_path: t.Any,
+) -> None:
+    # [suite] keys other than role belong to the suite; daemon sections give enabled and ports
     ini = tmp_path / "t.ini"
-    ini.write_text("[suite]\nport = x\n[other]\nenabled = maybe\n[qm]\nenabled = off\n")
-    overrides, lines = read_config_overrides(str(ini), ["qm", "sms"])
-    assert overrides == {"qm": {"enabled": False}}
-    assert lines["qm"] == 5
+    ini.write_text("[suite]\nport = x\n[sms]\ndata_servers = 3\n[qm]\nenabled = off\n")
+    profile = apply_config(loaded(), str(ini))
+    assert profile.daemon("qm").enabled is False
+    assert profile.daemon("sms") == loaded().daemon("sms")
 
 
-def test_with_config_revalidates() -> None:
+def test_apply_config_revalidates(tmp_path: t.Any) -> None:
+    # what the INI may change is checked again: port range, known daemons, one port one daemon
     profile = loaded()
-    changed = profile.with_config({"ctrl": {"enabled": True, "ports": [1, 2]}})
-    assert changed.daemon("ctrl").enabled and changed.daemon("ctrl").port_numbers == [1, 2]
+    ini = tmp_path / "t.ini"
+
+    def applied(text: str) -> Profile:
+        ini.write_text(text)
+        return apply_config(profile, str(ini))
+
+    changed = applied("[ctrl]\nenabled = true\nport = 1\n")
+    assert changed.daemon("ctrl").enabled and changed.daemon("ctrl").port_numbers == [1]
     assert profile.daemon("ctrl").enabled is False  # the original is untouched
-    with pytest.raises(ProfileError, match=r"daemon 'ctrl': ports\[0\]: 0 is outside 1-65535"):
-        profile.with_config({"ctrl": {"ports": [0]}})
-    with pytest.raises(ProfileError, match=r"no daemon 'nope'"):
-        profile.with_config({"nope": {"enabled": True}})
-    with pytest.raises(ProfileError, match=r"unknown override"):
-        profile.with_config({"ctrl": {"port": 5}})
-    with pytest.raises(ProfileError, match=r"also a port of daemon 'stpd'"):
-        profile.with_config({"ctrl": {"ports": [11443]}})
+    with pytest.raises(ProfileError, match=r"line 2: \[ctrl\] port: port 0 is outside 1-65535"):
+        applied("[ctrl]\nport = 0\n")
+    with pytest.raises(ProfileError, match=r"unknown section 'nope'; the tsuite profile knows"):
+        applied("[nope]\nenabled = true\n")
+    with pytest.raises(ProfileError, match=r"port 11443 is used by both stpd and ctrl"):
+        applied("[ctrl]\nport = 11443\n")
 
 
 def test_load_profile_file_errors(tmp_path: t.Any) -> None:

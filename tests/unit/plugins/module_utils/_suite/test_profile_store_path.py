@@ -10,14 +10,16 @@ import pytest
 import yaml
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import ProfileError
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
-    apply_config,
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
     load_profile,
-    with_pid_store_path,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_facts import (
     file_checksum,
     suite_facts,
+)
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_ini import (
+    apply_config,
+    with_pid_store_path,
 )
 from ansible_collections.daemonops.suite.plugins.plugin_utils.profile_resolver import profile_path
 

@@ -11,7 +11,9 @@ import yaml
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable import ProcInfo
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import load_profile
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
+    load_profile,
+)
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.proposal import (
     common_prefix,
     count_for,

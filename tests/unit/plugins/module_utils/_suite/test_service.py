@@ -10,7 +10,7 @@ import pytest
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import service as svc
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
     load_profile,
     load_profile_file,
 )
