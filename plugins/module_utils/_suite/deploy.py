@@ -29,6 +29,7 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.schema impo
     items,
     known_roles,
     mapping,
+    required,
     show,
     string,
 )
@@ -179,8 +180,7 @@ def validate_deploy(
     for i, item in enumerate(items(ctx, "directories", data.get("directories"))):
         f = f"directories[{i}]"
         d = mapping(ctx, f, item, _DIRECTORY_KEYS)
-        if d.get("path") is None:
-            ctx.fail(f"{f}.path", "missing required field")
+        required(ctx, d, f"{f}.", "path")
         directories.append(
             {
                 "path": _path(ctx, f"{f}.path", d["path"]),
@@ -195,8 +195,7 @@ def validate_deploy(
     ini = None
     if data.get("ini") is not None:
         d = mapping(ctx, "ini", data["ini"], _INI_KEYS)
-        if d.get("template") is None:
-            ctx.fail("ini.template", "missing required field")
+        required(ctx, d, "ini.", "template")
         ini = {
             "template": _template(ctx, "ini.template", d["template"], folder),
             "roles": _roles(ctx, "ini.roles", d.get("roles"), suite_roles),
@@ -209,8 +208,7 @@ def validate_deploy(
         f = f"files[{i}]"
         d = mapping(ctx, f, item, _FILE_KEYS)
         for key in ("src", "dest"):
-            if d.get(key) is None:
-                ctx.fail(f"{f}.{key}", "missing required field")
+            required(ctx, d, f"{f}.", key)
         dest = _path(ctx, f"{f}.dest", d["dest"])
         validate = _opt(ctx, f"{f}.validate", d.get("validate"))
         if validate is not None and "%s" not in validate:
@@ -273,8 +271,7 @@ def validate_deploy(
         f = f"units[{i}]"
         d = mapping(ctx, f, item, _UNIT_KEYS)
         for key in ("src", "name"):
-            if d.get(key) is None:
-                ctx.fail(f"{f}.{key}", "missing required field")
+            required(ctx, d, f"{f}.", key)
         name = _text(ctx, f"{f}.name", d["name"])
         if not _UNIT_RE.fullmatch(name):
             ctx.fail(f"{f}.name", f"'{name}' is not a systemd unit file name (e.g. suite.service)")

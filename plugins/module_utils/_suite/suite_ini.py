@@ -59,9 +59,12 @@ class IniDocument:
         self.lines: list[str] = text.splitlines()
 
     # -- reading -------------------------------------------------------------------------
-    def _scan(self) -> list[tuple[t.Optional[str], t.Optional[str], int]]:
-        """(section, key, line index) for every section header (key None) and key line."""
-        entries: list[tuple[t.Optional[str], t.Optional[str], int]] = []
+    def _entries(self) -> t.Iterator[tuple[int, t.Optional[str], t.Optional[str], bool]]:
+        """(line index, section, key, is_header) for every line that is not blank or a comment.
+
+        A header gives its section and key None; a key line the section it is in (None before
+        the first header) and its lower-cased key; any other line section None and key None.
+        """
         section: t.Optional[str] = None
         for index, line in enumerate(self.lines):
             stripped = line.strip()
@@ -70,12 +73,21 @@ class IniDocument:
             header = _SECTION_RE.match(line)
             if header:
                 section = header.group(1).strip()
-                entries.append((section, None, index))
+                yield index, section, None, True
                 continue
             match = _KEY_RE.match(line)
-            if match and section is not None:
-                entries.append((section, match.group(1).strip().lower(), index))
-        return entries
+            if match:
+                yield index, section, match.group(1).strip().lower(), False
+            else:
+                yield index, None, None, False
+
+    def _scan(self) -> list[tuple[t.Optional[str], t.Optional[str], int]]:
+        """(section, key, line index) for every section header (key None) and key line."""
+        return [
+            (section, key, index)
+            for index, section, key, is_header in self._entries()
+            if section is not None and (is_header or key is not None)
+        ]
 
     def syntax_error(self) -> t.Optional[tuple[int, str]]:
         """(line number, problem) of the first line a strict INI reader refuses, else None.
@@ -83,38 +95,31 @@ class IniDocument:
         Refused: a line that is no header, key or comment; a key before the first section; a
         section header or a key that appears twice (the suite's own reader refuses both).
         """
-        section: t.Optional[str] = None
         headers: dict[str, int] = {}
         keys: dict[tuple[str, str], int] = {}
-        for number, line in enumerate(self.lines, start=1):
-            stripped = line.strip()
-            if not stripped or stripped[0] in ";#":
-                continue
-            header = _SECTION_RE.match(line)
-            if header:
-                section = header.group(1).strip()
+        for index, section, key, is_header in self._entries():
+            number = index + 1
+            if is_header and section is not None:
                 if section in headers:
                     return number, (
                         f"section [{section}] appears again (first on line {headers[section]}); "
                         "merge the two sections into one"
                     )
                 headers[section] = number
-                continue
-            match = _KEY_RE.match(line)
-            if not match:
+            elif key is None:
                 return number, (
-                    f"{stripped[:60]!r} is not a [section] header, a key = value line or a "
-                    "comment; fix or remove the line"
+                    f"{self.lines[index].strip()[:60]!r} is not a [section] header, a key = "
+                    "value line or a comment; fix or remove the line"
                 )
-            key = match.group(1).strip().lower()
-            if section is None:
+            elif section is None:
                 return number, f"key '{key}' comes before any [section] header; move it into one"
-            if (section, key) in keys:
+            elif (section, key) in keys:
                 return number, (
                     f"[{section}] {key} is set again (first on line {keys[(section, key)]}); "
                     "keep one of the two"
                 )
-            keys[(section, key)] = number
+            else:
+                keys[(section, key)] = number
         return None
 
     def line(self, section: str, key: str = "") -> t.Optional[int]:
