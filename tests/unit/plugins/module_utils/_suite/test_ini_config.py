@@ -158,3 +158,35 @@ def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path: Path, monkeyp
         atomic_write(str(path), "new\n")
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["a.ini"]
+
+
+def test_a_clash_in_the_file_names_its_line(tmp_path: Path, facts: ProfileFacts) -> None:
+    path = tmp_path / "refsuite.ini"
+    path.write_text(SAMPLE + "\n[sshd]\nport = 12000\n")
+    with pytest.raises(SuiteError) as info:
+        _config(path, {"ui": {"port": 12000}}, facts).run()
+    assert str(info.value).startswith(f"{path}: line 11: [sshd] port: port 12000 is used by both")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[suite]\nrole = server\nrole = rds\n",
+            "line 3: not a valid INI file: [suite] role is set",
+        ),
+        ("[ui]\n[suite]\n[ui]\n", "line 3: not a valid INI file: section [ui] appears again"),
+        ("role = server\n", "line 1: not a valid INI file: key 'role' comes before any"),
+        ("[suite]\njunk\n", "line 2: not a valid INI file: 'junk' is not a [section] header"),
+    ],
+)
+def test_a_file_the_suite_cannot_read_is_refused_with_its_line(
+    tmp_path: Path, facts: ProfileFacts, text: str, message: str
+) -> None:
+    # the same strict reading as health_info and service (suite_ini.apply_config)
+    path = tmp_path / "refsuite.ini"
+    path.write_text(text)
+    with pytest.raises(SuiteError) as info:
+        _config(path, {"suite": {"bind": "127.0.0.1"}}, facts).run()
+    assert str(info.value).startswith(f"{path}: {message}"), str(info.value)
+    assert path.read_text() == text
