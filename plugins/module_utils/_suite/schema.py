@@ -150,10 +150,10 @@ def string_list(ctx: Ctx, field: str, value: t.Any) -> tuple[str, ...]:
 _REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
 
 
-def _nested_unbounded(items: t.Any, inside: bool = False) -> bool:
+def _nested_unbounded(nodes: t.Any, inside: bool = False) -> bool:
     """True when an unbounded repeat (``*``, ``+``, ``{n,}``) contains another one: ``(a+)+``,
     ``(a*)*``, ``(.*)+``; such a regex can take time exponential in the input's length."""
-    for op, arg in items:
+    for op, arg in nodes:
         name = str(op)
         subs: list[t.Any] = []
         unbounded = False
