@@ -260,3 +260,15 @@ def test_profile_from_params_applies_ini(tmp_path: t.Any) -> None:
     # the shipped default /etc/refsuite/refsuite.ini is only read when it exists
     missing = dict(params, config_file=str(tmp_path / "none.ini"))
     assert profile_from_params(missing).daemon("ctrl").enabled is False
+
+
+def test_docstring_example_is_the_cluster_data_module() -> None:
+    from ansible_collections.daemonops.suite.plugins.module_utils._suite import module_kit
+
+    doc = t.cast(str, module_kit.__doc__)
+    example = doc.split("but for its documentation::\n\n", 1)[1].rstrip()
+    code = "\n".join(line[4:] for line in example.splitlines())
+    with open(os.path.join(ROOT, "plugins", "modules", "cluster_data.py")) as handle:
+        module_text = handle.read()
+    assert "def run(module" in code and "run_module(run, argument_spec" in code
+    assert code in module_text
