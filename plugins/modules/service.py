@@ -205,11 +205,8 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit 
     run_module,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.service import (  # noqa: E402
-    Backend,
-    DirectBackend,
     ServiceManager,
-    SystemdBackend,
-    systemd_is_pid1,
+    select_backend,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.states import SERVICE_STATES  # noqa: E402
 
@@ -226,22 +223,9 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     for option in ("timeout", "drain_timeout"):
         if params[option] < 0:
             raise SuiteError(f"{option}: {params[option]} must be 0 or more (seconds)")
-    backend_name = params["backend"]
-    if backend_name == "auto":
-        backend_name = "systemd" if systemd_is_pid1() else "direct"
-    direct = DirectBackend(profile, config_file=config_file, timeout=params["timeout"])
-    backend: Backend = direct
-    if backend_name == "systemd":
-        if not profile.systemd_unit and not all(d.systemd_unit for d in profile.daemons):
-            raise SuiteError(
-                f"backend: the {profile.name} profile has no suite.systemd_unit and not "
-                "every daemon has a daemons[].systemd_unit; use backend: direct"
-            )
-        backend = SystemdBackend(
-            profile.systemd_unit,
-            module.run_command,
-            direct=direct if profile.control is not None else None,
-        )
+    backend = select_backend(
+        profile, params["backend"], module.run_command, config_file, params["timeout"]
+    )
     # before the configuration exists (check mode on a fresh host) judge by the profile
     health_config = config_file if config_file and os.path.isfile(config_file) else None
 

@@ -306,6 +306,34 @@ def dependency_order(profile: Any, names: list[str]) -> list[str]:
     return sorted(names, key=lambda n: (depth(n), position[n]))
 
 
+def select_backend(
+    profile: Any,
+    name: str,
+    run_command: Callable[[list[str]], tuple[int, str, str]],
+    config_file: Optional[str] = None,
+    timeout: float = 60,
+) -> Backend:
+    """The backend the service module's ``backend`` option names: ``auto`` is ``systemd`` when
+    systemd is PID 1, else ``direct``. ``run_command`` runs systemctl/journalctl (the module's
+    ``run_command``); a systemd backend keeps the direct one for single daemons without a unit
+    when the profile has a control command."""
+    if name == "auto":
+        name = "systemd" if systemd_is_pid1() else "direct"
+    direct = DirectBackend(profile, config_file=config_file, timeout=timeout)
+    if name != "systemd":
+        return direct
+    if not profile.systemd_unit and not all(d.systemd_unit for d in profile.daemons):
+        raise SuiteError(
+            f"backend: the {profile.name} profile has no suite.systemd_unit and not "
+            "every daemon has a daemons[].systemd_unit; use backend: direct"
+        )
+    return SystemdBackend(
+        profile.systemd_unit,
+        run_command,
+        direct=direct if profile.control is not None else None,
+    )
+
+
 class ServiceManager:
     """The service module's logic: per-daemon plan from health, drain, act, wait for health."""
 
