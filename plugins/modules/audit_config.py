@@ -103,23 +103,19 @@ msg:
   sample: "configuration of 300 hosts is valid (profiles: refsuite)"
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (  # noqa: E402
+    controller_only,
+    run_module,
+)
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            hosts=dict(type="list", elements="str", required=True),
-            pattern=dict(type="str", default="all"),
-            unreachable_on_error=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
+    argument_spec = dict(
+        hosts=dict(type="list", elements="str", required=True),
+        pattern=dict(type="str", default="all"),
+        unreachable_on_error=dict(type="bool", default=False),
     )
-    module.fail_json(
-        msg="daemonops.suite.audit_config runs on the controller only, through its action "
-        "plugin; it was executed as a module on a target. Call it as "
-        "daemonops.suite.audit_config with the collection installed on the controller."
-    )
+    run_module(controller_only("audit_config"), argument_spec)
 
 
 if __name__ == "__main__":

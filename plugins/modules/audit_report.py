@@ -238,38 +238,36 @@ msg:
   sample: "4 hosts: 2 healthy, 1 unhealthy, 1 unreachable, 0 failed; ..."
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (  # noqa: E402
+    controller_only,
+    run_module,
+)
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            results=dict(type="dict"),
-            register_name=dict(type="str"),
-            hosts=dict(type="list", elements="str"),
-            dest=dict(type="path", required=True),
-            formats=dict(
-                type="list",
-                elements="str",
-                choices=["json", "markdown", "html", "junit", "prometheus"],
-                default=["json", "markdown", "html", "junit", "prometheus"],
-            ),
-            basename=dict(type="str", default="health_audit"),
-            history=dict(type="int", default=30),
-            maintenance=dict(type="list", elements="dict", default=[]),
-            profile=dict(type="str"),
-            started=dict(type="float"),
+    argument_spec = dict(
+        results=dict(type="dict"),
+        register_name=dict(type="str"),
+        hosts=dict(type="list", elements="str"),
+        dest=dict(type="path", required=True),
+        formats=dict(
+            type="list",
+            elements="str",
+            choices=["json", "markdown", "html", "junit", "prometheus"],
+            default=["json", "markdown", "html", "junit", "prometheus"],
         ),
+        basename=dict(type="str", default="health_audit"),
+        history=dict(type="int", default=30),
+        maintenance=dict(type="list", elements="dict", default=[]),
+        profile=dict(type="str"),
+        started=dict(type="float"),
+    )
+    run_module(
+        controller_only("audit_report"),
+        argument_spec,
         mutually_exclusive=[["results", "register_name"]],
         required_one_of=[["results", "register_name"]],
         required_by={"hosts": ["register_name"]},
-        supports_check_mode=True,
-    )
-    module.fail_json(
-        msg="daemonops.suite.audit_report runs on the controller only, through its action "
-        "plugin; it was executed as a module on a target. Call it as "
-        "daemonops.suite.audit_report (not through ansible.builtin.raw/script or a module "
-        "redirect) with the collection installed on the controller."
     )
 
 

@@ -110,12 +110,29 @@ not_descended:
   sample: ['/var/lib/refsuite/cluster/node1/mnt: another filesystem; not entered']
 """
 
+
+import typing as t  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.cluster import ClusterDataClear  # noqa: E402
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (  # noqa: E402
-    PROFILE_ARG_RULES,
     profile_argument_spec,
+    profile_from_params,
+    profile_rules,
     run_module,
 )
+
+
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    params = module.params
+    return ClusterDataClear(
+        profile_from_params(params),
+        path=params["path"],
+        depth=params["depth"],
+        instance=params["instance"],
+        check_mode=module.check_mode,
+    ).run()
 
 
 def main() -> None:
@@ -123,7 +140,7 @@ def main() -> None:
         path=dict(type="path"),
         depth=dict(type="int"),
     )
-    run_module(ClusterDataClear, argument_spec, **PROFILE_ARG_RULES)
+    run_module(run, argument_spec, **profile_rules())
 
 
 if __name__ == "__main__":

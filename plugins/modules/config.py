@@ -101,16 +101,20 @@ backup_file:
   sample: /etc/refsuite/refsuite.ini.4242.2026-11-29@15:40:00~
 """
 
+
+import typing as t  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError  # noqa: E402
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.ini_config import (  # noqa: E402
     IniConfig,
     parse_mode,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (  # noqa: E402
-    SuiteAction,
-    merge_rules,
     profile_argument_spec,
     profile_from_params,
+    profile_rules,
     run_module,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_ini import (  # noqa: E402
@@ -118,26 +122,23 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_ini i
 )
 
 
-class Config(SuiteAction):
-    def run(self) -> dict:
-        profile = profile_from_params(self.params, apply_ini=False)
-        path = self.params["config_file"] or profile.config_file
-        if not path:
-            raise SuiteError(
-                f"config_file: the {profile.name} profile has no suite.config_file; give config_file"
-            )
-        result = IniConfig(
-            path,
-            self.params["settings"],
-            self.params["state"],
-            ProfileFacts.from_profile(profile),
-            backup=self.params["backup"],
-            check_mode=self.check_mode,
-            mode=parse_mode(self.params["mode"], self.params["allow_special_bits"]),
-        ).run()
-        self.changed = result.pop("changed")
-        self.diff = result.pop("diff")
-        return result
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    params = module.params
+    profile = profile_from_params(params, apply_ini=False)
+    path = params["config_file"] or profile.config_file
+    if not path:
+        raise SuiteError(
+            f"config_file: the {profile.name} profile has no suite.config_file; give config_file"
+        )
+    return IniConfig(
+        path,
+        params["settings"],
+        params["state"],
+        ProfileFacts.from_profile(profile),
+        backup=params["backup"],
+        check_mode=module.check_mode,
+        mode=parse_mode(params["mode"], params["allow_special_bits"]),
+    ).run()
 
 
 def main() -> None:
@@ -148,7 +149,7 @@ def main() -> None:
         mode=dict(type="raw", default="0644"),
         allow_special_bits=dict(type="bool", default=False),
     )
-    run_module(Config, argument_spec, **merge_rules())
+    run_module(run, argument_spec, **profile_rules())
 
 
 if __name__ == "__main__":

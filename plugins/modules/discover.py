@@ -161,15 +161,18 @@ programs:
       units: [refsuite.service]
 """
 
+
 import os  # noqa: E402
 import socket  # noqa: E402
+import typing as t  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.discover import (  # noqa: E402
     Discovery,
     Hints,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (  # noqa: E402
-    SuiteAction,
     run_module,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable import (  # noqa: E402
@@ -180,19 +183,18 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets imp
 )
 
 
-class Discover(SuiteAction):
-    def run(self) -> dict:
-        params = self.params
-        discovery = Discovery(
-            ProcessTable.scan(self_pid=os.getpid()),
-            SocketTable.scan(),
-            role=params["role"],
-            suite_name=params["suite_name"],
-            pidfile_dirs=params["pidfile_dirs"],
-            host=socket.gethostname(),
-        )
-        hints = Hints(params["pid"], params["name"], params["unit"], params["ports"] or ())
-        return discovery.propose(hints)
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    params = module.params
+    discovery = Discovery(
+        ProcessTable.scan(self_pid=os.getpid()),
+        SocketTable.scan(),
+        role=params["role"],
+        suite_name=params["suite_name"],
+        pidfile_dirs=params["pidfile_dirs"],
+        host=socket.gethostname(),
+    )
+    hints = Hints(params["pid"], params["name"], params["unit"], params["ports"] or ())
+    return discovery.propose(hints)
 
 
 def main() -> None:
@@ -205,7 +207,7 @@ def main() -> None:
         suite_name=dict(type="str"),
         pidfile_dirs=dict(type="list", elements="path", default=[]),
     )
-    run_module(Discover, argument_spec, required_one_of=[["pid", "name", "unit", "ports"]])
+    run_module(run, argument_spec, required_one_of=[["pid", "name", "unit", "ports"]])
 
 
 if __name__ == "__main__":

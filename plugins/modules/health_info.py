@@ -308,16 +308,19 @@ daemons:
       sample: ["PID 5846: executable unreadable (another user's process; run with become: true), match.exe not verified"]
 """
 
+
 import time  # noqa: E402
+import typing as t  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.health import (  # noqa: E402
     HealthChecker,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (  # noqa: E402
-    PROFILE_ARG_RULES,
-    SuiteAction,
     profile_argument_spec,
     profile_from_params,
+    profile_rules,
     run_module,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_facts import (  # noqa: E402
@@ -328,24 +331,24 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_ini i
 )
 
 
-class HealthInfo(SuiteAction):
-    def run(self) -> dict:
-        profile = profile_from_params(self.params, apply_ini=False)
-        if self.params["pid_store_path"]:
-            profile = with_pid_store_path(profile, self.params["pid_store_path"])
-        checker = HealthChecker(
-            profile,
-            self.params["roles"] or [],
-            instance=self.params["instance"],
-            config_file=self.params["config_file"],
-            probes=self.params["probes"],
-            pid_records=self.params["pid_records"],
-        )
-        started = time.monotonic()
-        result = checker.run()
-        result.update(suite_facts(profile, self.params["config_file"]))
-        result["elapsed"] = round(time.monotonic() - started, 3)
-        return result
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    params = module.params
+    profile = profile_from_params(params, apply_ini=False)
+    if params["pid_store_path"]:
+        profile = with_pid_store_path(profile, params["pid_store_path"])
+    checker = HealthChecker(
+        profile,
+        params["roles"] or [],
+        instance=params["instance"],
+        config_file=params["config_file"],
+        probes=params["probes"],
+        pid_records=params["pid_records"],
+    )
+    started = time.monotonic()
+    result = checker.run()
+    result.update(suite_facts(profile, params["config_file"]))
+    result["elapsed"] = round(time.monotonic() - started, 3)
+    return result
 
 
 def main() -> None:
@@ -355,7 +358,7 @@ def main() -> None:
         pid_records=dict(type="bool", default=True),
         pid_store_path=dict(type="path"),
     )
-    run_module(HealthInfo, argument_spec, **PROFILE_ARG_RULES)
+    run_module(run, argument_spec, **profile_rules())
 
 
 if __name__ == "__main__":

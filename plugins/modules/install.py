@@ -132,64 +132,64 @@ release_dir:
   sample: /opt/refsuite/releases/0.2.0
 """
 
+import typing as t  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError  # noqa: E402
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.installer import (  # noqa: E402
     ArchiveInstaller,
     BundledInstaller,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (  # noqa: E402
-    SuiteAction,
     run_module,
 )
 
 
-class Install(SuiteAction):
-    def _fetch(self, url: str, dest: str) -> None:
-        from ansible.module_utils.urls import open_url
+def fetch(url: str, dest: str) -> None:
+    """Download ``url`` to the file ``dest`` with Ansible's ``open_url`` (proxies, CA
+    bundle)."""
+    from ansible.module_utils.urls import open_url
 
-        try:
-            with open_url(url, timeout=60) as response, open(dest, "wb") as handle:
-                while True:
-                    block = response.read(1 << 20)
-                    if not block:
-                        break
-                    handle.write(block)
-        except Exception as exc:
-            raise SuiteError(f"archive: cannot download {url}: {exc}")
+    try:
+        with open_url(url, timeout=60) as response, open(dest, "wb") as handle:
+            while True:
+                block = response.read(1 << 20)
+                if not block:
+                    break
+                handle.write(block)
+    except Exception as exc:
+        raise SuiteError(f"archive: cannot download {url}: {exc}")
 
-    def run(self) -> dict:
-        params = self.params
-        if params["source"] == "bundled":
-            if not params["src"] and params["bundle"] is None:
-                raise SuiteError(
-                    "src: give src (a refsuite tree on the target) with source=bundled, or call "
-                    "the module by its FQCN daemonops.suite.install so that its action plugin "
-                    "ships the collection's refsuite/ as bundle"
-                )
-            installer = BundledInstaller(
-                params["src"] or None,
-                params["prefix"],
-                check_mode=self.check_mode,
-                python=params["python"],
-                bundle=None if params["src"] else params["bundle"],
+
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    params = module.params
+    if params["source"] == "bundled":
+        if not params["src"] and params["bundle"] is None:
+            raise SuiteError(
+                "src: give src (a refsuite tree on the target) with source=bundled, or call "
+                "the module by its FQCN daemonops.suite.install so that its action plugin "
+                "ships the collection's refsuite/ as bundle"
             )
-        else:
-            if params["src"]:
-                raise SuiteError("src: only for source=bundled; use archive with source=archive")
-            if params["bundle"] is not None:
-                raise SuiteError("bundle: only for source=bundled; use archive with source=archive")
-            installer = ArchiveInstaller(
-                params["prefix"],
-                archive=params["archive"],
-                sha256=params["sha256"],
-                version=params["version"],
-                check_mode=self.check_mode,
-                fetch=self._fetch,
-            )
-        result = installer.run()
-        self.changed = result.pop("changed")
-        self.diff = result.pop("diff")
-        return result
+        return BundledInstaller(
+            params["src"] or None,
+            params["prefix"],
+            check_mode=module.check_mode,
+            python=params["python"],
+            bundle=None if params["src"] else params["bundle"],
+        ).run()
+    if params["src"]:
+        raise SuiteError("src: only for source=bundled; use archive with source=archive")
+    if params["bundle"] is not None:
+        raise SuiteError("bundle: only for source=bundled; use archive with source=archive")
+    return ArchiveInstaller(
+        params["prefix"],
+        archive=params["archive"],
+        sha256=params["sha256"],
+        version=params["version"],
+        check_mode=module.check_mode,
+        fetch=fetch,
+    ).run()
 
 
 def main() -> None:
@@ -204,7 +204,7 @@ def main() -> None:
         python=dict(type="path"),
     )
     run_module(
-        Install,
+        run,
         argument_spec,
         mutually_exclusive=[("src", "bundle")],
         required_by={"archive": ["sha256"]},

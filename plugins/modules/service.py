@@ -192,89 +192,70 @@ status_lines:
 """
 
 import os  # noqa: E402
+import typing as t  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError  # noqa: E402
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.health import HealthChecker  # noqa: E402
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (  # noqa: E402
-    SuiteAction,
-    merge_rules,
     profile_argument_spec,
     profile_from_params,
+    profile_rules,
     run_module,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.service import (  # noqa: E402
-    Backend,
-    DirectBackend,
     ServiceManager,
-    SystemdBackend,
-    systemd_is_pid1,
+    select_backend,
 )
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.states import SERVICE_STATES  # noqa: E402
 
 
-class Service(SuiteAction):
-    def run(self) -> dict:
-        params = self.params
-        profile = profile_from_params(params, apply_ini=False)
-        config_file = params["config_file"] or profile.config_file
-        if not params["roles"]:
-            raise SuiteError(
-                f"roles: give the host's suite roles (one or more of {', '.join(profile.roles)}),"
-                " or put the host in inventory groups named after them"
-            )
-        for option in ("timeout", "drain_timeout"):
-            if params[option] < 0:
-                raise SuiteError(f"{option}: {params[option]} must be 0 or more (seconds)")
-        backend_name = params["backend"]
-        if backend_name == "auto":
-            backend_name = "systemd" if systemd_is_pid1() else "direct"
-        direct = DirectBackend(profile, config_file=config_file, timeout=params["timeout"])
-        backend: Backend = direct
-        if backend_name == "systemd":
-            if not profile.systemd_unit and not all(d.systemd_unit for d in profile.daemons):
-                raise SuiteError(
-                    f"backend: the {profile.name} profile has no suite.systemd_unit and not "
-                    "every daemon has a daemons[].systemd_unit; use backend: direct"
-                )
-            backend = SystemdBackend(
-                profile.systemd_unit,
-                self.module.run_command,
-                direct=direct if profile.control is not None else None,
-            )
-        # before the configuration exists (check mode on a fresh host) judge by the profile
-        health_config = config_file if config_file and os.path.isfile(config_file) else None
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    params = module.params
+    profile = profile_from_params(params, apply_ini=False)
+    config_file = params["config_file"] or profile.config_file
+    if not params["roles"]:
+        raise SuiteError(
+            f"roles: give the host's suite roles (one or more of {', '.join(profile.roles)}),"
+            " or put the host in inventory groups named after them"
+        )
+    for option in ("timeout", "drain_timeout"):
+        if params[option] < 0:
+            raise SuiteError(f"{option}: {params[option]} must be 0 or more (seconds)")
+    backend = select_backend(
+        profile, params["backend"], module.run_command, config_file, params["timeout"]
+    )
+    # before the configuration exists (check mode on a fresh host) judge by the profile
+    health_config = config_file if config_file and os.path.isfile(config_file) else None
 
-        def health() -> dict:
-            return HealthChecker(
-                profile,
-                params["roles"],
-                instance=params["instance"],
-                config_file=health_config,
-                probes=params["probes"],
-                pid_records=params["pid_records"],
-            ).run()
-
-        result = ServiceManager(
+    def health() -> dict[str, t.Any]:
+        return HealthChecker(
             profile,
             params["roles"],
-            params["state"],
-            backend,
-            health,
-            daemons=params["daemons"],
-            force=params["force"],
-            timeout=params["timeout"],
-            drain_timeout=params["drain_timeout"],
-            check_mode=self.check_mode,
+            instance=params["instance"],
+            config_file=health_config,
+            probes=params["probes"],
+            pid_records=params["pid_records"],
         ).run()
-        self.changed = result.pop("changed")
-        self.diff = result.pop("diff")
-        return result
+
+    return ServiceManager(
+        profile,
+        params["roles"],
+        params["state"],
+        backend,
+        health,
+        daemons=params["daemons"],
+        force=params["force"],
+        timeout=params["timeout"],
+        drain_timeout=params["drain_timeout"],
+        check_mode=module.check_mode,
+    ).run()
 
 
 def main() -> None:
     argument_spec = profile_argument_spec(
-        state=dict(
-            type="str", choices=["started", "stopped", "restarted", "reloaded"], required=True
-        ),
+        state=dict(type="str", choices=list(SERVICE_STATES), required=True),
         roles=dict(type="list", elements="str"),
         daemons=dict(type="list", elements="str"),
         backend=dict(type="str", choices=["auto", "systemd", "direct"], default="auto"),
@@ -284,7 +265,7 @@ def main() -> None:
         probes=dict(type="bool", default=True),
         pid_records=dict(type="bool", default=True),
     )
-    run_module(Service, argument_spec, **merge_rules())
+    run_module(run, argument_spec, **profile_rules())
 
 
 if __name__ == "__main__":

@@ -187,11 +187,32 @@ store_type:
   sample: sqlite
 """
 
+
+import typing as t  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (  # noqa: E402
     profile_argument_spec,
+    profile_from_params,
+    profile_rules,
     run_module,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.stale import StalePids  # noqa: E402
+
+
+def run(module: AnsibleModule) -> dict[str, t.Any]:
+    params = module.params
+    with_profile = params["profile"] or params["profile_data"]
+    return StalePids(
+        profile_from_params(params) if with_profile else None,
+        state=params["state"],
+        store=params["store"],
+        daemons=params["daemons"],
+        remove_invalid=params["remove_invalid"],
+        instance=params["instance"],
+        check_mode=module.check_mode,
+    ).run()
 
 
 def main() -> None:
@@ -212,7 +233,7 @@ def main() -> None:
         daemons=dict(type="list", elements="str"),
         remove_invalid=dict(type="bool", default=False),
     )
-    run_module(StalePids, argument_spec, required_one_of=[["profile", "profile_data", "store"]])
+    run_module(run, argument_spec, **profile_rules(or_options=["store"]))
 
 
 if __name__ == "__main__":

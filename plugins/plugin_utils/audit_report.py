@@ -22,14 +22,27 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.states import (
+    DAEMON_STATES,
+    FAILURE,
+    HEALTHY_STATES,
+    HOST_FAILED,
+    HOST_HEALTHY,
+    HOST_NOT_CHECKED,
+    HOST_STATES,
+    HOST_UNHEALTHY,
+    HOST_UNREACHABLE,
+    NOT_APPLICABLE,
+    ONLINE,
+    UNKNOWN,
+    UNUSED,
+)
+
 #: Version of the JSON report's layout (docs/audit.md, "The JSON report"); raised when a key
 #: changes meaning or disappears.
 SCHEMA_VERSION = 2
-DAEMON_STATES = ("online", "degraded", "offline", "unused")
-HEALTHY_DAEMON_STATES = frozenset(("online", "unused"))
-HOST_STATES = ("healthy", "unhealthy", "unreachable", "failed")
 #: Hosts are listed problems first: unreachable and failed, unhealthy, then healthy.
-HOST_ORDER = {"failed": 0, "unreachable": 0, "unhealthy": 1, "healthy": 2}
+HOST_ORDER = {HOST_FAILED: 0, HOST_UNREACHABLE: 0, HOST_UNHEALTHY: 1, HOST_HEALTHY: 2}
 FORMATS = ("json", "markdown", "html", "junit", "prometheus")
 FILE_SUFFIXES = {
     "json": ".json",
@@ -109,12 +122,12 @@ def _daemon_entry(name: str, data: Any) -> dict[str, Any]:
     state = entry.get("state")
     if state not in DAEMON_STATES:
         entry["reported_state"] = state
-        entry["state"] = "unknown"
+        entry["state"] = UNKNOWN
     problems = entry.get("problems")
     if not isinstance(problems, list):
         problems = [] if problems is None else [problems]
     problems = [str(p) for p in problems]
-    if not problems and entry["state"] not in HEALTHY_DAEMON_STATES:
+    if not problems and entry["state"] not in HEALTHY_STATES:
         problems = [f"{name} {entry['state']}"]
     entry["problems"] = problems
     ports = entry.get("ports")
@@ -151,14 +164,14 @@ class _Columns:
 def _host_entry(host: str, result: Any, daemon_names: _Columns) -> dict[str, Any]:
     if not _is_mapping(result):
         return {
-            "status": "failed",
+            "status": HOST_FAILED,
             "msg": f"no health_info result for host {host} (got {type(result).__name__})",
             "daemons": {},
             "problems": [],
         }
     if result.get("unreachable"):
         return {
-            "status": "unreachable",
+            "status": HOST_UNREACHABLE,
             "msg": str(result.get("msg") or "host unreachable"),
             "daemons": {},
             "problems": [],
@@ -171,10 +184,10 @@ def _host_entry(host: str, result: Any, daemon_names: _Columns) -> dict[str, Any
             msg = "health_info was skipped on this host"
         else:
             msg = "health_info result has no 'daemons' mapping"
-        return {"status": "failed", "msg": msg, "daemons": {}, "problems": []}
+        return {"status": HOST_FAILED, "msg": msg, "daemons": {}, "problems": []}
 
     daemons: dict[str, dict[str, Any]] = {}
-    counts = dict.fromkeys((*DAEMON_STATES, "unknown"), 0)
+    counts = dict.fromkeys((*DAEMON_STATES, UNKNOWN), 0)
     clients = 0
     problems: list[dict[str, str]] = []
     previous = None
@@ -188,17 +201,19 @@ def _host_entry(host: str, result: Any, daemon_names: _Columns) -> dict[str, Any
         state = entry["state"]
         counts[state] += 1
         clients += entry["clients"]
-        if state not in HEALTHY_DAEMON_STATES:
+        if state not in HEALTHY_STATES:
             problems.extend(
                 {"daemon": name, "state": state, "problem": p} for p in entry["problems"]
             )
     status_text = result.get("status")
-    unhealthy = bool(problems) or status_text == "FAILURE" or bool(result.get("failed"))
+    unhealthy = bool(problems) or status_text == FAILURE or bool(result.get("failed"))
     msg = str(result.get("msg") or "")
     if unhealthy and not problems:
-        problems.append({"daemon": "", "state": "failed", "problem": msg or "health check failed"})
+        problems.append(
+            {"daemon": "", "state": HOST_FAILED, "problem": msg or "health check failed"}
+        )
     return {
-        "status": "unhealthy" if unhealthy else "healthy",
+        "status": HOST_UNHEALTHY if unhealthy else HOST_HEALTHY,
         "msg": msg,
         "roles": list(result.get("roles") or []),
         "profile": result.get("profile"),
@@ -287,7 +302,7 @@ def _iso(epoch: float) -> str:
 
 def _reason(entry: Mapping[str, Any]) -> str:
     """Why a host fails the audit, in one line: ``unhealthy: stpd offline; ...``."""
-    if entry["status"] in ("unreachable", "failed"):
+    if entry["status"] in HOST_NOT_CHECKED:
         return f"{entry['status']}: {entry['msg']}"
     texts = [
         (f"{p['daemon']} " if p["daemon"] and not p["problem"].startswith(p["daemon"]) else "")
@@ -339,14 +354,14 @@ def build_report(
         entries[host] = entry
     hosts = dict(sorted(entries.items(), key=lambda item: HOST_ORDER[item[1]["status"]]))
     host_counts = dict.fromkeys(HOST_STATES, 0)
-    daemon_counts = dict.fromkeys((*DAEMON_STATES, "unknown"), 0)
+    daemon_counts = dict.fromkeys((*DAEMON_STATES, UNKNOWN), 0)
     clients = 0
     problems: list[dict[str, Any]] = []
     reasons: dict[str, str] = {}
     for host, entry in hosts.items():
         host_counts[entry["status"]] += 1
         silenced = "silenced" in entry
-        if entry["status"] in ("unreachable", "failed"):
+        if entry["status"] in HOST_NOT_CHECKED:
             problem = {
                 "host": host,
                 "daemon": "",
@@ -362,8 +377,10 @@ def build_report(
                 daemon_counts[state] += summary[state]
             clients += summary["clients"]
             problems.extend({"host": host, **p} for p in entry["problems"])
-        if entry["status"] != "healthy" and not silenced:
-            if entry["status"] == "unhealthy" and all(p.get("silenced") for p in entry["problems"]):
+        if entry["status"] != HOST_HEALTHY and not silenced:
+            if entry["status"] == HOST_UNHEALTHY and all(
+                p.get("silenced") for p in entry["problems"]
+            ):
                 continue
             reasons[host] = _reason(entry)
     unhealthy_hosts = list(reasons)
@@ -386,7 +403,7 @@ def build_report(
         },
         "healthy": not unhealthy_hosts,
         "unhealthy_hosts": unhealthy_hosts,
-        "unreachable_hosts": [h for h, e in hosts.items() if e["status"] == "unreachable"],
+        "unreachable_hosts": [h for h, e in hosts.items() if e["status"] == HOST_UNREACHABLE],
         "reasons": reasons,
         "maintenance": {"active": silence.active, "expired": silence.expired},
         "since_last": None,
@@ -552,9 +569,9 @@ def _md_cell(entry: Mapping[str, Any] | None) -> str:
         return "·"
     state = entry["state"]
     text = state
-    if state == "online" and entry["clients"]:
+    if state == ONLINE and entry["clients"]:
         text = f"online ({_clients(entry['clients'])})"
-    return text if state in HEALTHY_DAEMON_STATES else f"**{md_escape(text)}**"
+    return text if state in HEALTHY_STATES else f"**{md_escape(text)}**"
 
 
 def to_markdown(report: Mapping[str, Any]) -> str:
@@ -604,11 +621,11 @@ def to_markdown(report: Mapping[str, Any]) -> str:
         dash = " · |" * len(names)
         for host, entry in report["hosts"].items():
             status = entry["status"]
-            status_cell = status if status == "healthy" else f"**{status}**"
+            status_cell = status if status == HOST_HEALTHY else f"**{status}**"
             if entry.get("silenced"):
                 status_cell = f"{status} (silenced)"
             row = f"| {md_escape(host)} | {status_cell} |"
-            if status in ("unreachable", "failed"):
+            if status in HOST_NOT_CHECKED:
                 out.append(row + dash)
                 continue
             daemons = entry["daemons"]
@@ -696,7 +713,7 @@ def _cell_details(entry: Mapping[str, Any]) -> list[str]:
     silenced = entry.get("silenced")
     if silenced:
         lines.append(f"silenced until {silenced['until']}: {silenced['reason']}")
-    if state == "unused":
+    if state == UNUSED:
         lines.append("unused: not enabled for this host")
         lines.extend(f"problem: {p}" for p in entry["problems"])
         return lines
@@ -710,7 +727,7 @@ def _cell_details(entry: Mapping[str, Any]) -> list[str]:
             f"ancestor {ancestry.get('expected')}: {ok}" + (f" ({chain})" if chain else "")
         )
     record = entry.get("pid_record")
-    if _is_mapping(record) and record.get("status") not in (None, "not_applicable"):
+    if _is_mapping(record) and record.get("status") not in (None, NOT_APPLICABLE):
         lines.append(f"pid record: {record.get('status')}")
     if running and isinstance(entry.get("start_time"), (int, float)):
         lines.append(f"started: {human_time(entry['start_time'])}")
@@ -929,7 +946,7 @@ def to_html(report: Mapping[str, Any]) -> str:
         ' hosts shown) <span class="legend">',
         "".join(
             f'<span class="{s}">{s}</span>'
-            for s in (*DAEMON_STATES, "unreachable", "failed", "silenced")
+            for s in (*DAEMON_STATES, HOST_UNREACHABLE, HOST_FAILED, "silenced")
         ),
         "</span></div></div>",
     ]
@@ -968,7 +985,7 @@ def to_html(report: Mapping[str, Any]) -> str:
     for host, entry in hosts.items():
         status = entry["status"]
         silenced = entry.get("silenced")
-        healthy = "1" if status == "healthy" or silenced else "0"
+        healthy = "1" if status == HOST_HEALTHY or silenced else "0"
         hhost = _h(host)
         search_text = " ".join(
             [host, status, *(f"{p['daemon']} {p['problem']}" for p in entry["problems"]),
@@ -985,7 +1002,7 @@ def to_html(report: Mapping[str, Any]) -> str:
             f'data-healthy="{healthy}" data-search="{_h(search_text)}"{title}>'
             f'<th class="host"><a href="#{anchors.ids[host]}">{hhost}</a></th>'
         )
-        if status in ("unreachable", "failed"):
+        if status in HOST_NOT_CHECKED:
             msg = _h(entry["msg"])
             parts.append(
                 f'{row}<td class="{status}" title="{msg}">{status}</td>'
@@ -1045,13 +1062,13 @@ def to_junit(report: Mapping[str, Any]) -> str:
         elapsed = entry.get("elapsed")
         took = f"{elapsed:.3f}" if isinstance(elapsed, (int, float)) else "0"
         head = f'  <testcase classname="{chost}" name="reachable" time="{took}">'
-        if status in ("unreachable", "failed") or (not entry["daemons"] and status != "healthy"):
+        if status in HOST_NOT_CHECKED or (not entry["daemons"] and status != HOST_HEALTHY):
             msg = (
                 entry["msg"]
-                if status in ("unreachable", "failed")
+                if status in HOST_NOT_CHECKED
                 else "; ".join(p["problem"] for p in entry["problems"])
             )
-            kind = status if status in ("unreachable", "failed") else "failed"
+            kind = status if status in HOST_NOT_CHECKED else HOST_FAILED
             if silenced:
                 skipped += 1
                 cases.append(
@@ -1070,11 +1087,11 @@ def to_junit(report: Mapping[str, Any]) -> str:
             state = d["state"]
             head = f'  <testcase classname="{chost}" name="{xml_attr(name)}" time="0">'
             quiet = silenced or d.get("silenced")
-            if state == "online":
+            if state == ONLINE:
                 cases.append(head[:-1] + "/>\n")
-            elif state == "unused" or quiet:
+            elif state == UNUSED or quiet:
                 skipped += 1
-                why = "unused" if state == "unused" else f"silenced: {quiet['reason']}"
+                why = UNUSED if state == UNUSED else f"silenced: {quiet['reason']}"
                 cases.append(f'{head}\n    <skipped message="{xml_attr(why)}"/>\n  </testcase>\n')
             else:
                 failures += 1
@@ -1130,7 +1147,7 @@ _PROM_FAMILIES: tuple[tuple[str, str], ...] = (
 def to_prometheus(report: Mapping[str, Any]) -> str:
     """Text exposition format for node_exporter's textfile collector (no sample timestamps)."""
     samples: dict[str, list[str]] = {name: [] for name, _help in _PROM_FAMILIES}
-    states = (*DAEMON_STATES, "unknown")
+    states = (*DAEMON_STATES, UNKNOWN)
     for host, entry in report["hosts"].items():
         lhost = prom_label(host)
         status = entry["status"]
@@ -1139,13 +1156,13 @@ def to_prometheus(report: Mapping[str, Any]) -> str:
                 f'daemonops_host_state{{host="{lhost}",state="{s}"}} {int(s == status)}\n'
             )
         samples["daemonops_host_healthy"].append(
-            f'daemonops_host_healthy{{host="{lhost}"}} {int(status == "healthy")}\n'
+            f'daemonops_host_healthy{{host="{lhost}"}} {int(status == HOST_HEALTHY)}\n'
         )
         samples["daemonops_host_reachable"].append(
-            f'daemonops_host_reachable{{host="{lhost}"}} {int(status != "unreachable")}\n'
+            f'daemonops_host_reachable{{host="{lhost}"}} {int(status != HOST_UNREACHABLE)}\n'
         )
         samples["daemonops_host_check_failed"].append(
-            f'daemonops_host_check_failed{{host="{lhost}"}} {int(status == "failed")}\n'
+            f'daemonops_host_check_failed{{host="{lhost}"}} {int(status == HOST_FAILED)}\n'
         )
         samples["daemonops_host_silenced"].append(
             f'daemonops_host_silenced{{host="{lhost}"}} {int("silenced" in entry)}\n'
@@ -1160,7 +1177,7 @@ def to_prometheus(report: Mapping[str, Any]) -> str:
                     f"{int(s == state)}\n"
                 )
             samples["daemonops_daemon_up"].append(
-                f"daemonops_daemon_up{{{labels}}} {int(state == 'online')}\n"
+                f"daemonops_daemon_up{{{labels}}} {int(state == ONLINE)}\n"
             )
             start = d.get("start_time")
             if isinstance(start, (int, float)) and not isinstance(start, bool):

@@ -11,40 +11,37 @@ configured depth (fd-relative, no symlink following, one filesystem).
 
 from __future__ import annotations
 
-from typing import Any, Optional
-
-try:
-    import psutil
-except ImportError:  # pragma: no cover
-    psutil = None  # type: ignore[assignment]
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Optional
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import identity, safe_delete
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (
-    SuiteAction,
-    profile_from_params,
-    skip_if_check_mode,
-    trigger_change,
-)
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable import (
     ProcessTable,
 )
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import (
-    PSUTIL_MISSING,
-    established_on_ports,
-    registered_probes,
-)
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import SocketTable
+
+if TYPE_CHECKING:
+    from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
+        Daemon,
+        Profile,
+    )
 
 
-def scan_daemons(daemons: Any, instance: Optional[str] = None) -> tuple[list[str], list[str]]:
-    """One pass over the process table (``/proc`` on Linux, psutil elsewhere):
-    ``(running, foreign)``. ``running`` names every live process that is an instance of one of
-    ``daemons`` (passes all its rules, see ``identity.Identifier``; ``instance`` in its command
-    line, if given); ``foreign`` the processes that only carry a daemon's name (another user's
-    ``refsuite-qm``, a renamed program): they do not block, they are reported. This process and
-    its ancestors are never counted (an ad-hoc command line may contain a daemon's name)."""
+def scan_daemons(
+    daemons: Iterable[Daemon],
+    instance: Optional[str] = None,
+    table: Optional[ProcessTable] = None,
+) -> tuple[list[str], list[str]]:
+    """``(running, foreign)`` from one pass over the process table (``table``, else
+    ``ProcessTable.scan()``: ``/proc`` on Linux, psutil elsewhere). ``running`` names every live
+    process that is a member of one of ``daemons`` (passes all its rules, see
+    ``identity.Identifier``; ``instance`` in its command line, if given); ``foreign`` the
+    processes that only carry a daemon's name (another user's ``refsuite-qm``, a renamed
+    program): they do not block, they are reported. This process and its ancestors are never
+    counted (an ad-hoc command line may contain a daemon's name)."""
     daemons = list(daemons)
-    table = ProcessTable.scan()
+    table = table if table is not None else ProcessTable.scan()
     ident = identity.Identifier(table, {daemon.name: daemon for daemon in daemons}, instance)
     running: list[str] = []
     foreign: list[str] = []
@@ -66,56 +63,58 @@ def scan_daemons(daemons: Any, instance: Optional[str] = None) -> tuple[list[str
     return running, foreign
 
 
-def running_daemons(daemons: Any, instance: Optional[str] = None) -> list[str]:
-    """``name[pid] (cmdline)`` for every live instance of ``daemons`` (see ``scan_daemons``)."""
-    return scan_daemons(daemons, instance)[0]
-
-
-def connected_clients(ports: set[int], use_procfs: Optional[bool] = None) -> list[str]:
-    """One pass over the TCP sockets: every ESTABLISHED connection whose local port is one of
-    ``ports`` (the server side, whether or not a listener is still open). Our own probes
-    (``sockets.registered_probes``) are not clients. ``use_procfs``: None reads
-    ``/proc/net/tcp*`` and falls back to psutil; False forces psutil."""
+def connected_clients(
+    ports: Iterable[int],
+    use_procfs: Optional[bool] = None,
+    socks: Optional[SocketTable] = None,
+) -> list[str]:
+    """Every ESTABLISHED connection whose local port is one of ``ports`` (the server side,
+    whether or not a listener is still open), from one pass over the TCP sockets (``socks``,
+    else ``SocketTable.scan``; ``use_procfs`` as there). Our own probes are not clients. A
+    socket table that cannot be read is a line too: clients cannot be ruled out."""
+    ports = set(ports)
     if not ports:
         return []
-    if use_procfs is None or use_procfs:
-        try:
-            return sorted(
-                {
-                    f"client {peer} is connected to port {port}"
-                    for port, peer in established_on_ports(ports)
-                }
-            )
-        except OSError:
-            if use_procfs:
-                raise
-    if psutil is None:  # pragma: no cover
-        raise SuiteError(PSUTIL_MISSING)
-    try:
-        entries = psutil.net_connections(kind="tcp")
-    except psutil.AccessDenied:
-        return ["cannot read the socket table to rule out clients (run with become: true)"]
-    probes = registered_probes()
-    found = []
-    for entry in entries:
-        if entry.status != psutil.CONN_ESTABLISHED or not entry.laddr or not entry.raddr:
-            continue
-        if entry.laddr.port in ports and (entry.raddr.port, entry.laddr.port) not in probes:
-            peer = f"{entry.raddr.ip}:{entry.raddr.port}"
-            found.append(f"client {peer} is connected to port {entry.laddr.port}")
-    return sorted(set(found))
+    if socks is None:
+        socks = SocketTable.scan(use_procfs, ports=ports)
+    if not socks.available:
+        return [f"cannot read the socket table to rule out clients ({socks.error})"]
+    return sorted(
+        {
+            f"client {conn.peer} is connected to port {port}"
+            for port in ports
+            for conn in socks.established(port)
+        }
+    )
 
 
-class ClusterDataClear(SuiteAction):
+class ClusterDataClear:
     """Clear the suite's cluster data tree (the cluster_data module); not to be confused with
-    ``profile.ClusterData``, the ``suite.cluster_data`` setting it reads."""
+    ``profile.ClusterData``, the ``suite.cluster_data`` setting it reads.
+
+    ``path``/``depth`` default to the profile's ``suite.cluster_data``; ``instance``: only
+    processes whose command line contains it count. ``run()`` returns the module result,
+    ``changed`` and ``diff`` included; a refusal is a ``SuiteError`` naming every condition."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        path: Optional[str] = None,
+        depth: Optional[int] = None,
+        instance: Optional[str] = None,
+        check_mode: bool = False,
+    ) -> None:
+        self.profile = profile
+        self.path = path
+        self.depth = depth
+        self.instance = instance or None
+        self.check_mode = check_mode
 
     def run(self) -> dict[str, Any]:
-        params = self.params
-        profile = profile_from_params(params)
+        profile = self.profile
         configured = profile.cluster_data
-        path = params.get("path") or (configured.path if configured else None)
-        depth = params.get("depth") or (configured.depth if configured else None)
+        path = self.path or (configured.path if configured else None)
+        depth = self.depth or (configured.depth if configured else None)
         if not path or not depth:
             raise SuiteError(
                 f"profile '{profile.name}' has no suite.cluster_data; set the path and depth "
@@ -125,17 +124,16 @@ class ClusterDataClear(SuiteAction):
         safe_delete.check_allowed(root, configured.path if configured else None)
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
             raise SuiteError(f"depth must be 1 or more, got {depth!r}")
-        instance = params.get("instance")
         ports = {port.port for daemon in profile.daemons for port in daemon.ports}
-        blockers, foreign = scan_daemons(profile.daemons, instance)
-        for line in foreign:
-            self.warn(f"not a daemon of the suite, not in the way: {line}")
+        blockers, foreign = scan_daemons(profile.daemons, self.instance)
+        warnings = [f"not a daemon of the suite, not in the way: {line}" for line in foreign]
         blockers += connected_clients(ports)
         if blockers:
             raise SuiteError(
                 f"refusing to clear {root}: nothing was deleted because "
                 + "; ".join(blockers)
-                + ". Stop every daemon of the suite and wait for the clients to disconnect."
+                + ". Stop every daemon of the suite and wait for the clients to disconnect.",
+                details={"warnings": warnings} if warnings else None,
             )
         # the whole plan first (a walk that deletes nothing): every name made reportable
         # before the first deletion
@@ -151,12 +149,11 @@ class ClusterDataClear(SuiteAction):
                 details={"removed": [], "kept": unreadable, "not_descended": not_descended},
             )
         removed = planned
-        if planned:
+        if planned and not self.check_mode:  # in check mode the plan is the answer
             done: list[str] = []
             kept: list[str] = []
-            result = self.clear(root, depth, done, kept)
-            if result is not None:  # None in check mode: the plan is the answer
-                removed, not_descended = result, done
+            removed = safe_delete.clear_tree(root, depth, check_mode=False, skipped=done, kept=kept)
+            not_descended = done
             if kept:
                 raise SuiteError(
                     f"cleared {root} only in part: removed {len(removed)} of {len(planned)} "
@@ -169,24 +166,21 @@ class ClusterDataClear(SuiteAction):
                         "not_descended": not_descended,
                     },
                 )
-        self.diff = {
-            "before": {"path": root, "entries": planned},
-            "after": {"path": root, "entries": sorted(set(planned) - set(removed))},
-        }
-        return {
+        result: dict[str, Any] = {
+            "changed": bool(planned),
             "root": root,
             "depth": depth,
             "removed": removed,
             "not_descended": not_descended,
             "kept": [],
+            "diff": {
+                "before": {"path": root, "entries": planned},
+                "after": {"path": root, "entries": sorted(set(planned) - set(removed))},
+            },
         }
-
-    @trigger_change
-    @skip_if_check_mode
-    def clear(self, root: str, depth: int, not_descended: list[str], kept: list[str]) -> list[str]:
-        return safe_delete.clear_tree(
-            root, depth, check_mode=False, skipped=not_descended, kept=kept
-        )
+        if warnings:
+            result["warnings"] = warnings
+        return result
 
 
 def _summary(entries: list[str], limit: int = 5) -> str:

@@ -188,7 +188,9 @@ class Program:
     title: Title
     exe: t.Optional[str]
     procs: list[ProcInfo] = field(default_factory=list)  # every process, workers included
-    instances: list[ProcInfo] = field(default_factory=list)
+    # the processes none of whose ancestors is of the same program (``procs`` without the
+    # workers they forked); not to be confused with a suite instance (the ``instance`` option)
+    heads: list[ProcInfo] = field(default_factory=list)
     name: str = ""
     ancestor: t.Optional[str] = None
     ports: list[int] = field(default_factory=list)
@@ -353,7 +355,7 @@ class Discovery:
         programs = list(by_key.values())
         for program in programs:
             pids = {p.pid for p in program.procs}
-            program.instances = [
+            program.heads = [
                 p for p in program.procs if not any(a in pids for a in self.procs.ancestors(p.pid))
             ]
         names, self._prefix = daemon_names([p.title.base for p in programs])
@@ -365,9 +367,9 @@ class Discovery:
         owner = {p.pid: prog.name for prog in programs for p in prog.procs}
         for program in programs:
             chains = []
-            for instance in program.instances:
+            for head in program.heads:
                 chain = []
-                for pid in self.procs.ancestors(instance.pid):
+                for pid in self.procs.ancestors(head.pid):
                     name = owner.get(pid)
                     if name is not None and name != program.name and name not in chain:
                         chain.append(name)
@@ -388,7 +390,7 @@ class Discovery:
                 program = owner.get(listener.pid) if listener.pid is not None else None
                 if program is None:
                     continue
-                parents = [p.ppid for p in program.instances]
+                parents = [p.ppid for p in program.heads]
                 if looks_like_pool(parents) and program.ancestor in by_name:
                     moved[port] = program.name
                     program = by_name[program.ancestor]
@@ -400,10 +402,10 @@ class Discovery:
         return moved
 
     def _pidfiles(self, programs: list[Program]) -> None:
-        owner = {p.pid: prog for prog in programs for p in prog.instances}
+        owner = {p.pid: prog for prog in programs for p in prog.heads}
         paths: dict[str, str] = {}  # real path -> where it was found (/var/run is /run)
         for prog in programs:
-            for info in prog.instances:
+            for info in prog.heads:
                 for path in _open_files(info.pid, self.proc):
                     paths.setdefault(os.path.realpath(path), f"open by {info.label}")
                 for directory in _process_dirs(info, self.proc):
@@ -473,7 +475,7 @@ class Discovery:
         self, hints: Hints, roots: list[int], programs: list[Program], moved: dict[int, str]
     ) -> dict[str, t.Any]:
         notes = _Notes()
-        root_programs = [prog for prog in programs if any(p.pid in roots for p in prog.instances)]
+        root_programs = [prog for prog in programs if any(p.pid in roots for p in prog.heads)]
         suite = self._suite_entry(hints, roots, programs, root_programs, notes)
         daemons = [
             self._daemon_entry(prog, prog in root_programs, moved, notes) for prog in programs
@@ -561,8 +563,8 @@ class Discovery:
     ) -> dict[str, t.Any]:
         comments, key = notes.comments, f"daemons.{prog.name}"
         daemon: dict[str, t.Any] = {"name": prog.name, "roles": [self.role]}
-        first = prog.instances[0]
-        users = sorted({p.username or "?" for p in prog.instances})
+        first = prog.heads[0]
+        users = sorted({p.username or "?" for p in prog.heads})
         parent = self.procs.get(first.ppid)
         name_note = (
             f"guess: named after {prog.title.base!r}; runs as {', '.join(users)}; "
@@ -600,7 +602,7 @@ class Discovery:
                 if moved.get(port):
                     note += f" (held by the pool {moved[port]}; guess: the port of its parent)"
                 comments[f"{key}.ports.{port}"] = note
-        count, why = count_for([p.ppid for p in prog.instances])
+        count, why = count_for([p.ppid for p in prog.heads])
         daemon["count"] = count
         comments[f"{key}.count"] = why
         if "max" not in count:
@@ -662,17 +664,17 @@ def tree_pids(programs: t.Sequence[Program]) -> list[int]:
 
 
 def _program_facts(prog: Program) -> dict[str, t.Any]:
-    first = prog.instances[0]
+    first = prog.heads[0]
     return {
         "daemon": prog.name,
         "argv0": first.cmdline[0] if first.cmdline else "",
         "title": " ".join(prog.title.words),
         "script": prog.title.script,
         "exe": prog.exe,
-        "users": sorted({p.username or "?" for p in prog.instances}),
-        "pids": [p.pid for p in prog.instances],
-        "workers": [p.pid for p in prog.procs if p not in prog.instances],
-        "parents": sorted({p.ppid for p in prog.instances if p.ppid is not None}),
+        "users": sorted({p.username or "?" for p in prog.heads}),
+        "pids": [p.pid for p in prog.heads],
+        "workers": [p.pid for p in prog.procs if p not in prog.heads],
+        "parents": sorted({p.ppid for p in prog.heads if p.ppid is not None}),
         "ancestor": prog.ancestor,
         "ports": [{"port": port, "addresses": prog.addresses.get(port, [])} for port in prog.ports],
         "pidfiles": prog.pidfiles,

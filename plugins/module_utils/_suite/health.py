@@ -29,6 +29,21 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable i
     ProcInfo,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import SocketTable
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.states import (
+    CONSISTENT,
+    DEGRADED,
+    FAILURE,
+    INVALID,
+    LIVE,
+    MISSING,
+    NOT_APPLICABLE,
+    OFFLINE,
+    ONLINE,
+    STALE,
+    SUCCESS,
+    UNKNOWN,
+    UNUSED,
+)
 
 if TYPE_CHECKING:
     from ansible_collections.daemonops.suite.plugins.module_utils._suite.pidstore import PidRecord
@@ -38,23 +53,7 @@ if TYPE_CHECKING:
         Profile,
     )
 
-ONLINE = "online"
-OFFLINE = "offline"
-DEGRADED = "degraded"
-UNUSED = "unused"
-STATES = (ONLINE, OFFLINE, DEGRADED, UNUSED)
-
-SUCCESS = "SUCCESS"
-FAILURE = "FAILURE"
 ALL_ONLINE = "All daemons online"
-
-# pid_record statuses
-CONSISTENT = "consistent"
-STALE = "stale"
-MISSING = "missing"
-INVALID = "invalid"
-UNKNOWN = "unknown"
-NOT_APPLICABLE = "not_applicable"
 
 ProbeRunner = Callable[[Any, str, int, float], ProbeResult]
 
@@ -474,9 +473,9 @@ class HealthChecker:
             for record in own:
                 verdict = identity.judge(record, daemon, procs, instance=self.instance)
                 status = {
-                    identity.LIVE: CONSISTENT,
-                    identity.STALE: STALE,
-                    identity.INVALID: INVALID,
+                    LIVE: CONSISTENT,
+                    STALE: STALE,
+                    INVALID: INVALID,
                 }.get(verdict.status, UNKNOWN)
                 reason = verdict.reason
                 if status == CONSISTENT and record.pid not in tree_pids:

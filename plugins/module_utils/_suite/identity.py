@@ -1,11 +1,11 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Is this process that daemon?  Is a PID record still its daemon's?
 
-Process identity (``Identifier``): a process is an *instance* of a daemon only when it passes
+Process identity (``Identifier``): a process is a *member* of a daemon only when it passes
 every rule of that daemon: its name (``match.cmdline``, and the ``instance`` text), its
 executable (``match.exe``, read from ``/proc/PID/exe``; a binary replaced on disk while running
-is still itself), its user (``match.user``) and its ancestry (``ancestor``: a descendant of an
-instance of that daemon).  A process that has the name but fails a rule is an *impostor*: it is
+is still itself), its user (``match.user``) and its ancestry (``ancestor``: a descendant of a
+member of that daemon).  A process that has the name but fails a rule is an *impostor*: it is
 never counted, and is reported with what it is (``ProcInfo.identity``).  A rule that cannot be
 checked (the executable of another user's process without root) does not reject the process; it
 is reported as a note.
@@ -44,12 +44,12 @@ except ImportError:  # pragma: no cover - not POSIX
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.pidstore import PidRecord
-
-LIVE = "live"
-STALE = "stale"
-INVALID = "invalid"
-UNKNOWN = "unknown"
-STATUSES = (LIVE, STALE, INVALID, UNKNOWN)
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.states import (
+    INVALID,
+    LIVE,
+    STALE,
+    UNKNOWN,
+)
 
 START_TIME_TOLERANCE = 1.0
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
@@ -359,7 +359,7 @@ class _Judged:
 
 
 class Identifier:
-    """Which processes of a scanned ``ProcessTable`` are instances of which daemon.
+    """Which processes of a scanned ``ProcessTable`` are members of which daemon.
 
     ``daemons``: every daemon of the profile by name (ancestors are looked up here).
     ``instance``: a text every daemon's command line must contain (several suite instances on

@@ -1,33 +1,47 @@
 # Copyright (c) daemonops.suite contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What every module of the collection shares: profile options, check mode/changed/diff
-handling and the single place where errors become ``fail_json``.
+"""What every module of the collection shares: profile options, the handling of ``changed``,
+diff, warnings and check mode, and the single place where errors become ``fail_json``.
 
-A module is documentation + argument spec + ``main()`` calling ``run_module``; the logic is a
-``SuiteAction`` in ``module_utils/_suite``. The ``cluster_data`` module, shortened::
+The one module convention:
 
-    # plugins/module_utils/_suite/cluster.py
-    class ClusterDataClear(SuiteAction):
-        def run(self) -> dict[str, Any]:
-            profile = profile_from_params(self.params)
-            ...  # refuse while a daemon runs; plan the deletion
-            result = self.clear(root, depth, done, kept)  # @trigger_change, None in check mode
-            ...
-            return {"root": root, "depth": depth, "removed": removed, ...}
+- The logic is a plain class in ``module_utils/_suite`` taking explicit arguments (the
+  ``Profile``, option values, ``check_mode``) whose ``run()`` returns the module's result:
+  ``changed`` (absent means False), ``diff`` when the module has one, ``warnings`` (strings)
+  when there are any, and the documented return values. It acts only when not in check mode,
+  and in check mode still says what would change.
+- The module file is documentation, the argument spec and two functions: ``run(module)``
+  turning the options into the logic class's arguments and returning its ``run()``, and
+  ``main()`` calling ``run_module``. Modules with the profile options build their spec with
+  ``profile_argument_spec`` and their rules with ``profile_rules``.
+- ``run_module`` builds the AnsibleModule (check mode supported), calls ``run(module)``,
+  returns ``diff`` only when Ansible asked for it (``--diff``), turns ``warnings`` into
+  ``module.warn`` and is the single error-to-``fail_json`` site.
 
-    # plugins/modules/cluster_data.py
+The ``cluster_data`` module, whole but for its documentation::
+
+    def run(module: AnsibleModule) -> dict[str, t.Any]:
+        params = module.params
+        return ClusterDataClear(
+            profile_from_params(params),
+            path=params["path"],
+            depth=params["depth"],
+            instance=params["instance"],
+            check_mode=module.check_mode,
+        ).run()
+
+
     def main() -> None:
         argument_spec = profile_argument_spec(
             path=dict(type="path"),
             depth=dict(type="int"),
         )
-        run_module(ClusterDataClear, argument_spec, **PROFILE_ARG_RULES)
+        run_module(run, argument_spec, **profile_rules())
 """
 
 from __future__ import annotations
 
-import functools
 import traceback
 import typing as t
 
@@ -51,14 +65,9 @@ PROFILE_ARGS: dict[str, dict[str, t.Any]] = dict(
 )
 """Argument spec fragment for the profile options (merge into a module's argument_spec)."""
 
-PROFILE_REQUIRED_ONE_OF: list[list[str]] = [["profile", "profile_data"]]
+PROFILE_ONE_OF: tuple[str, ...] = ("profile", "profile_data")
 """``profile`` and ``profile_data`` arrive together from the action plugin (the name is kept so
-the module can echo it), so they are not mutually exclusive."""
-
-PROFILE_ARG_RULES: dict[str, t.Any] = dict(
-    required_one_of=PROFILE_REQUIRED_ONE_OF,
-)
-"""Keyword arguments for ``run_module``/``AnsibleModule`` that go with ``PROFILE_ARGS``."""
+the module can echo it), so they are required one of, not mutually exclusive."""
 
 
 def profile_argument_spec(**extra: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
@@ -68,13 +77,17 @@ def profile_argument_spec(**extra: dict[str, t.Any]) -> dict[str, dict[str, t.An
     return spec
 
 
-def merge_rules(**rules: list[list[str]]) -> dict[str, list[list[str]]]:
-    """``PROFILE_ARG_RULES`` merged with a module's own ``required_one_of`` etc."""
-    merged: dict[str, list[list[str]]] = {
-        key: list(value) for key, value in PROFILE_ARG_RULES.items()
-    }
+def profile_rules(*, or_options: t.Sequence[str] = (), **rules: t.Any) -> dict[str, t.Any]:
+    """The ``AnsibleModule`` rules of a module with the profile options: one of ``profile``
+    and ``profile_data`` is required (or one of ``or_options`` instead, for a module that can
+    work without a profile), plus the module's own ``rules`` (``required_one_of``,
+    ``mutually_exclusive``, ``required_by`` ...), for ``run_module(..., **profile_rules())``."""
+    merged: dict[str, t.Any] = {"required_one_of": [[*PROFILE_ONE_OF, *or_options]]}
     for key, value in rules.items():
-        merged[key] = merged.get(key, []) + list(value)
+        if isinstance(value, dict):
+            merged[key] = {**merged.get(key, {}), **value}
+        else:
+            merged[key] = merged.get(key, []) + [list(item) for item in value]
     return merged
 
 
@@ -110,80 +123,58 @@ def profile_from_params(params: t.Mapping[str, t.Any], apply_ini: bool = True) -
     return profile
 
 
-F = t.TypeVar("F", bound=t.Callable[..., t.Any])
-
-
-class SuiteAction:
-    """Base of a module's logic class.
-
-    Holds the module, ``check_mode``, ``changed``, ``diff`` (``before``/``after`` dicts) and
-    ``result`` (extra return values). Subclasses implement ``run()`` returning a dict of return
-    values (merged over ``result``); state-changing methods use ``@trigger_change`` and
-    ``@skip_if_check_mode``.
-    """
-
-    def __init__(self, module: AnsibleModule) -> None:
-        self.module = module
-        self.params: dict[str, t.Any] = module.params
-        self.check_mode: bool = bool(module.check_mode)
-        self.changed: bool = False
-        self.diff: dict[str, t.Any] = {"before": {}, "after": {}}
-        self.result: dict[str, t.Any] = {}
-
-    def run(self) -> dict[str, t.Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def warn(self, message: str) -> None:
-        self.module.warn(message)
-
-
-def trigger_change(method: F) -> F:
-    """Mark ``self.changed = True`` whenever the decorated method is called (even in check
-    mode, where it predicts the change). Put it outside ``@skip_if_check_mode``."""
-
-    @functools.wraps(method)
-    def wrapper(self: SuiteAction, *args: t.Any, **kwargs: t.Any) -> t.Any:
-        self.changed = True
-        return method(self, *args, **kwargs)
-
-    return t.cast("F", wrapper)
-
-
-def skip_if_check_mode(method: F) -> F:
-    """Do nothing (return None) when ``self.check_mode``; run the method otherwise."""
-
-    @functools.wraps(method)
-    def wrapper(self: SuiteAction, *args: t.Any, **kwargs: t.Any) -> t.Any:
-        if self.check_mode:
-            return None
-        return method(self, *args, **kwargs)
-
-    return t.cast("F", wrapper)
+ModuleRun = t.Callable[[AnsibleModule], t.Mapping[str, t.Any]]
+"""A module's ``run(module)``: the result, ``changed``/``diff``/``warnings`` included."""
 
 
 def run_module(
-    action_cls: type[SuiteAction],
+    run: ModuleRun,
     argument_spec: dict[str, t.Any],
     **module_kwargs: t.Any,
 ) -> None:
-    """Create the AnsibleModule (check mode supported), run ``action_cls(module).run()`` and
-    exit. The single place where errors become ``fail_json``: SuiteError -> its message;
-    anything else -> message plus traceback (``exception=``)."""
+    """Build the AnsibleModule (check mode supported unless ``supports_check_mode`` says
+    otherwise), call ``run(module)`` and exit with its result: ``changed`` always (False when
+    absent), ``diff`` only when Ansible runs with ``--diff``, ``warnings`` through
+    ``module.warn``. The single place where errors become ``fail_json``: SuiteError -> its
+    message and ``details`` (their ``warnings`` through ``module.warn`` too); anything else ->
+    message plus traceback (``exception=``)."""
     module_kwargs.setdefault("supports_check_mode", True)
     module = AnsibleModule(argument_spec=argument_spec, **module_kwargs)
     try:
-        action = action_cls(module)
-        values = action.run() or {}
-        result: dict[str, t.Any] = dict(action.result)
-        result.update(values)
-        result["changed"] = bool(action.changed)
-        if module._diff:
-            result["diff"] = action.diff
+        result = dict(run(module))
+        changed = bool(result.pop("changed", False))
+        diff = result.pop("diff", None)
+        _warn(module, result.pop("warnings", None))
+        result["changed"] = changed
+        if module._diff and diff is not None:
+            result["diff"] = diff
     except SuiteError as exc:
-        module.fail_json(msg=str(exc), **exc.details)
+        details = dict(exc.details)
+        _warn(module, details.pop("warnings", None))
+        module.fail_json(msg=str(exc), **details)
     except Exception as exc:
         module.fail_json(
             msg=f"unexpected error ({type(exc).__name__}): {exc}",
             exception=traceback.format_exc(),
         )
     module.exit_json(**result)
+
+
+def _warn(module: AnsibleModule, warnings: t.Optional[t.Iterable[str]]) -> None:
+    for warning in warnings or ():
+        module.warn(str(warning))
+
+
+def controller_only(name: str) -> ModuleRun:
+    """``run`` of a module that is all action plugin (it runs on the controller): executed on
+    a target, it fails saying how to call it."""
+
+    def run(module: AnsibleModule) -> dict[str, t.Any]:
+        raise SuiteError(
+            f"daemonops.suite.{name} runs on the controller only, through its action plugin; "
+            f"it was executed as a module on a target. Call it as daemonops.suite.{name} (not "
+            "through ansible.builtin.raw/script or a module redirect) with the collection "
+            "installed on the controller."
+        )
+
+    return run

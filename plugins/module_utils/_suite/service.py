@@ -25,8 +25,20 @@ import time
 from typing import Any, Callable, Optional
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.states import (
+    FAILURE,
+    HEALTHY_STATES,
+    OFFLINE,
+    ONLINE,
+    RESTARTED,
+    RUNNING_STATES,
+    SERVICE_STATES,
+    STARTED,
+    STOPPED,
+    SUCCESS,
+    UNUSED,
+)
 
-RUNNING_STATES = ("online", "degraded")
 LOG_LINES = 20
 
 HealthFn = Callable[[], dict]
@@ -294,6 +306,34 @@ def dependency_order(profile: Any, names: list[str]) -> list[str]:
     return sorted(names, key=lambda n: (depth(n), position[n]))
 
 
+def select_backend(
+    profile: Any,
+    name: str,
+    run_command: Callable[[list[str]], tuple[int, str, str]],
+    config_file: Optional[str] = None,
+    timeout: float = 60,
+) -> Backend:
+    """The backend the service module's ``backend`` option names: ``auto`` is ``systemd`` when
+    systemd is PID 1, else ``direct``. ``run_command`` runs systemctl/journalctl (the module's
+    ``run_command``); a systemd backend keeps the direct one for single daemons without a unit
+    when the profile has a control command."""
+    if name == "auto":
+        name = "systemd" if systemd_is_pid1() else "direct"
+    direct = DirectBackend(profile, config_file=config_file, timeout=timeout)
+    if name != "systemd":
+        return direct
+    if not profile.systemd_unit and not all(d.systemd_unit for d in profile.daemons):
+        raise SuiteError(
+            f"backend: the {profile.name} profile has no suite.systemd_unit and not "
+            "every daemon has a daemons[].systemd_unit; use backend: direct"
+        )
+    return SystemdBackend(
+        profile.systemd_unit,
+        run_command,
+        direct=direct if profile.control is not None else None,
+    )
+
+
 class ServiceManager:
     """The service module's logic: per-daemon plan from health, drain, act, wait for health."""
 
@@ -313,7 +353,7 @@ class ServiceManager:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if state not in ("started", "stopped", "restarted", "reloaded"):
+        if state not in SERVICE_STATES:
             raise SuiteError(f"state: unknown state '{state}'")
         self.profile = profile
         self.roles = roles
@@ -344,7 +384,7 @@ class ServiceManager:
     # -- reading health ------------------------------------------------------------------
     @staticmethod
     def _state(result: dict, name: str) -> str:
-        return ((result.get("daemons") or {}).get(name) or {}).get("state", "offline")
+        return ((result.get("daemons") or {}).get(name) or {}).get("state", OFFLINE)
 
     def _states(self, result: dict) -> dict[str, str]:
         return {name: self._state(result, name) for name in self.selected}
@@ -355,7 +395,7 @@ class ServiceManager:
         return [n for n in pool if self._state(result, n) in RUNNING_STATES]
 
     def _online(self, result: dict, names: list[str]) -> bool:
-        return all(self._state(result, n) in ("online", "unused") for n in names)
+        return all(self._state(result, n) in HEALTHY_STATES for n in names)
 
     def _up(self, result: dict) -> bool:
         return self._online(result, self.selected)
@@ -365,8 +405,8 @@ class ServiceManager:
         problems = []
         for name in names or self.selected:
             info = daemons.get(name) or {}
-            state = info.get("state", "offline")
-            if state in ("online", "unused"):
+            state = info.get("state", OFFLINE)
+            if state in HEALTHY_STATES:
                 continue
             detail = "; ".join(info.get("problems") or [])
             problems.append(f"{name} {state}" + (f" ({detail})" if detail else ""))
@@ -449,20 +489,20 @@ class ServiceManager:
         """(operation, daemons to stop, daemons to start), both in dependency order."""
         states = self._states(before)
         running = [n for n in self.selected if states[n] in RUNNING_STATES]
-        offline = [n for n in self.selected if states[n] == "offline"]
+        offline = [n for n in self.selected if states[n] == OFFLINE]
         # an offline ancestor must come up before its descendants
         needed = {
-            a for n in offline for a in self._ancestors(n) if self._state(before, a) == "offline"
+            a for n in offline for a in self._ancestors(n) if self._state(before, a) == OFFLINE
         }
         to_start = dependency_order(self.profile, list(set(offline) | needed))
-        if self.state == "started":
+        if self.state == STARTED:
             return ("start" if to_start else "none"), [], to_start
-        if self.state == "stopped":
+        if self.state == STOPPED:
             return ("stop" if running else "none"), running, []
-        if self.state == "restarted":
+        if self.state == RESTARTED:
             if not running:
                 return ("start" if to_start else "none"), [], to_start
-            everything = [n for n in self.selected if states[n] != "unused"]
+            everything = [n for n in self.selected if states[n] != UNUSED]
             return (
                 "restart",
                 running,
@@ -547,14 +587,12 @@ class ServiceManager:
                 self._fail_start(name, result, rc, output)
         ok, result = self._wait(self._up)
         if not ok:
-            failed = [
-                n for n in self.selected if self._state(result, n) not in ("online", "unused")
-            ]
+            failed = [n for n in self.selected if self._state(result, n) not in HEALTHY_STATES]
             self._fail_start(failed[0] if failed else None, result, 0, "")
         return result
 
     def _fail_start(self, name: Optional[str], result: dict, rc: int, output: str) -> None:
-        failed = [n for n in self.selected if self._state(result, n) not in ("online", "unused")]
+        failed = [n for n in self.selected if self._state(result, n) not in HEALTHY_STATES]
         if name and name not in failed:
             failed.insert(0, name)
         command = f" The start command exited {rc}: {output}." if rc != 0 or output else ""
@@ -636,7 +674,7 @@ class ServiceManager:
                 result = self._start(to_start, result)
             if operation == "reload":
                 result = self._reload(result)
-            if operation == "none" and self.state != "stopped" and not self._up(result):
+            if operation == "none" and self.state != STOPPED and not self._up(result):
                 # running but not (yet) healthy: the master may still be starting daemons
                 ok, result = self._wait(self._up)
                 if not ok:
@@ -657,20 +695,20 @@ class ServiceManager:
             )
             started = list(to_start)
             after_states = {
-                n: ("online" if n in started else "offline" if n in stopped else s)
+                n: (ONLINE if n in started else OFFLINE if n in stopped else s)
                 for n, s in self._states(before).items()
             }
         else:
             stopped = self.stopped
             started = [n for n in to_start if self._state(after, n) in RUNNING_STATES]
             after_states = self._states(after)
-        if self.state == "stopped":
+        if self.state == STOPPED:
             ok = not self._running(after, self.selected) or self.check_mode
-            status = "SUCCESS" if ok else "FAILURE"
+            status = SUCCESS if ok else FAILURE
             msg = f"Stopped: {', '.join(self.selected)}" if ok else str(after.get("msg", ""))
         else:
             ok = self._up(after) or self.check_mode
-            status = "SUCCESS" if ok else "FAILURE"
+            status = SUCCESS if ok else FAILURE
             msg = (
                 str(after.get("msg", ""))
                 if self.whole_suite or not ok

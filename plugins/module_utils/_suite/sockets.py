@@ -197,15 +197,16 @@ def read_tcp_table(path: str) -> list[str]:
 
 def select_server_sockets(
     tables: Iterable[tuple[int, Iterable[str]]],
+    ports: Iterable[int] = (),
 ) -> list[tuple[int, str, str, str, str]]:
     """``(family, local, remote, state, inode)`` (still hex, as printed) of the LISTEN lines and
-    of the ESTABLISHED lines whose local port is listened on (in either family), in file order,
-    listeners first. Lines are only cut at the first four fields, nothing is decoded, and the
-    ports are compared as the kernel prints them (4 upper-case hex digits); the inode is taken
-    from the lines that are kept."""
+    of the ESTABLISHED lines whose local port is listened on (in either family) or is one of
+    ``ports``, in file order, listeners first. Lines are only cut at the first four fields,
+    nothing is decoded, and the ports are compared as the kernel prints them (4 upper-case hex
+    digits); the inode is taken from the lines that are kept."""
     listeners: list[tuple[int, str, str, str, str]] = []
     established: list[tuple[int, list[str]]] = []
-    listen_ports: set[str] = set()
+    listen_ports: set[str] = {f"{int(port):04X}" for port in ports}
     for family, lines in tables:
         for line in lines:
             fields = line.split(None, 4)
@@ -262,16 +263,17 @@ def socket_owners(inodes: Iterable[str], proc: str = PROC) -> dict[str, int]:
     return owners
 
 
-def scan_proc_net(proc: str = PROC) -> list[ProcConn]:
-    """psutil-shaped entries for the listeners and server-side ESTABLISHED connections, read
-    straight from ``/proc/net/tcp`` and ``/proc/net/tcp6``. Raises OSError when
-    ``/proc/net/tcp`` cannot be read; a missing ``tcp6`` means no IPv6."""
+def scan_proc_net(proc: str = PROC, ports: Iterable[int] = ()) -> list[ProcConn]:
+    """psutil-shaped entries for the listeners and server-side ESTABLISHED connections (local
+    port listened on, or one of ``ports``), read straight from ``/proc/net/tcp`` and
+    ``/proc/net/tcp6``. Raises OSError when ``/proc/net/tcp`` cannot be read; a missing ``tcp6``
+    means no IPv6."""
     tables = [(socket.AF_INET, read_tcp_table(f"{proc}/net/tcp"))]
     try:
         tables.append((socket.AF_INET6, read_tcp_table(f"{proc}/net/tcp6")))
     except FileNotFoundError:
         pass
-    selected = select_server_sockets(tables)
+    selected = select_server_sockets(tables, ports)
     owners = socket_owners((entry[4] for entry in selected), proc)
     return [
         ProcConn(
@@ -285,35 +287,6 @@ def scan_proc_net(proc: str = PROC) -> list[ProcConn]:
         )
         for family, local, remote, state, inode in selected
     ]
-
-
-def established_on_ports(ports: Iterable[int], proc: str = PROC) -> list[tuple[int, str]]:
-    """``(local port, peer)`` of every ESTABLISHED connection whose local port is one of
-    ``ports``, listener or not (an accepted connection outlives its listener), read from
-    ``/proc/net/tcp*`` (OSError when that cannot be read); our own probes are left out."""
-    wanted = {f"{int(port):04X}": int(port) for port in ports}
-    if not wanted:
-        return []
-    tables = [(socket.AF_INET, read_tcp_table(f"{proc}/net/tcp"))]
-    try:
-        tables.append((socket.AF_INET6, read_tcp_table(f"{proc}/net/tcp6")))
-    except FileNotFoundError:
-        pass
-    probes = registered_probes()
-    found = []
-    for family, lines in tables:
-        for line in lines:
-            fields = line.split(None, 4)
-            if len(fields) < 4 or fields[3] != HEX_ESTABLISHED:
-                continue
-            port = wanted.get(fields[1].rpartition(":")[2])
-            if port is None:
-                continue
-            remote = decode_address(fields[2], family)
-            if not remote or (remote[1], port) in probes:
-                continue
-            found.append((port, format_endpoint(remote[0], remote[1])))
-    return found
 
 
 def family_name(family: int) -> str:
@@ -358,22 +331,25 @@ class SocketTable:
     probe_connections: int = 0  # our own probes' connections, left out of ``connections``
 
     @classmethod
-    def scan(cls, use_procfs: bool | None = None) -> SocketTable:
+    def scan(cls, use_procfs: bool | None = None, ports: Iterable[int] = ()) -> SocketTable:
         """Read the TCP sockets once. ``use_procfs``: None (default) reads ``/proc/net/tcp*``
         directly and falls back to psutil when that cannot be read; False forces psutil.
-        Connections of our own probes (``registered_probes()``) are not clients."""
+        Connections of our own probes (``registered_probes()``) are not clients. ``ports``:
+        local ports whose ESTABLISHED connections are kept even when nothing listens on them
+        (an accepted connection outlives its listener; cluster_data counts it)."""
+        ports = frozenset(ports)
         if use_procfs is None or use_procfs:
             try:
-                entries = scan_proc_net(PROC)
+                entries = scan_proc_net(PROC, ports)
             except OSError:
                 if use_procfs:
                     raise
             else:
-                return cls.from_entries(entries, probes=registered_probes())
-        return cls._scan_psutil()
+                return cls.from_entries(entries, probes=registered_probes(), ports=ports)
+        return cls._scan_psutil(ports)
 
     @classmethod
-    def _scan_psutil(cls) -> SocketTable:
+    def _scan_psutil(cls, ports: Iterable[int] = ()) -> SocketTable:
         if psutil is None:  # pragma: no cover
             raise SuiteError(PSUTIL_MISSING)
         try:
@@ -383,7 +359,7 @@ class SocketTable:
                 f"cannot read the socket table ({exc.__class__.__name__}); run the task with"
                 " become: true"
             )
-        return cls.from_entries(entries, probes=registered_probes())
+        return cls.from_entries(entries, probes=registered_probes(), ports=ports)
 
     @classmethod
     def unavailable(cls, error: str) -> SocketTable:
@@ -391,13 +367,18 @@ class SocketTable:
 
     @classmethod
     def from_entries(
-        cls, entries: Iterable, probes: set[tuple[int, int]] | None = None
+        cls,
+        entries: Iterable,
+        probes: set[tuple[int, int]] | None = None,
+        ports: Iterable[int] = (),
     ) -> SocketTable:
         """Build the table from psutil ``sconn`` tuples (fd, family, type, laddr, raddr, status,
         pid). Listeners are read first, so a connection is only kept when its local port is
-        listened on (the server side). A connection whose ``(peer port, local port)`` is in
-        ``probes`` is one of our own probes: counted in ``probe_connections``, not kept."""
+        listened on (the server side) or is one of ``ports``. A connection whose ``(peer port,
+        local port)`` is in ``probes`` is one of our own probes: counted in
+        ``probe_connections``, not kept."""
         entries = list(entries)
+        server_ports = set(ports)
         table = cls()
         seen_listeners: set[tuple[int, str, int | None]] = set()
         for entry in entries:
@@ -416,7 +397,7 @@ class SocketTable:
             if entry.status != ESTABLISHED or not entry.laddr or not entry.raddr:
                 continue
             ip, port = entry.laddr[0], entry.laddr[1]
-            if port not in table.listening:
+            if port not in table.listening and port not in server_ports:
                 continue
             if probes and (entry.raddr[1], port) in probes:
                 table.probe_connections += 1

@@ -13,17 +13,19 @@ elsewhere), so the module needs no psutil on a Linux target.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import identity, pidstore
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (
-    SuiteAction,
-    profile_from_params,
-    skip_if_check_mode,
-    trigger_change,
-)
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable import ProcessTable
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.states import (
+    INVALID,
+    STALE,
+    VERDICTS,
+)
+
+if TYPE_CHECKING:
+    from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import Profile
 
 STORE_KEYS = ("type", "path", "table", "dsn", "columns", "pattern", "files")
 
@@ -48,26 +50,47 @@ def _lines(items: list[str]) -> str:
     return "".join(f"{item}\n" for item in items)
 
 
-class StalePids(SuiteAction):
+class StalePids:
     """``state: present`` reports; ``state: absent`` removes stale (and, with remove_invalid,
-    invalid) records."""
+    invalid) records.
+
+    ``profile``: the suite's profile, or None when only ``store`` is given (then every record
+    is judged without a daemon's rules). ``store``: the stale_pids ``store`` option, laid over
+    the profile's ``pid_store``. ``daemons``: only the records of these daemons.
+    ``run()`` returns the module result, ``changed`` and ``diff`` included."""
+
+    def __init__(
+        self,
+        profile: Optional[Profile],
+        state: str = "present",
+        store: Optional[dict] = None,
+        daemons: Optional[list[str]] = None,
+        remove_invalid: bool = False,
+        instance: Optional[str] = None,
+        check_mode: bool = False,
+    ) -> None:
+        self.profile = profile
+        self.state = state
+        self.store = store
+        self.daemons = daemons
+        self.remove_invalid = remove_invalid
+        self.instance = instance or None
+        self.check_mode = check_mode
 
     def run(self) -> dict[str, Any]:
-        params = self.params
-        profile = None
-        if params.get("profile") or params.get("profile_data"):
-            profile = profile_from_params(params)
+        profile = self.profile
         profile_store = profile.pid_store.to_dict() if profile and profile.pid_store else None
-        store = resolve_store(profile_store, params.get("store"))
+        store = resolve_store(profile_store, self.store)
         daemons = {daemon.name: daemon for daemon in profile.daemons} if profile else {}
-        limit = self._limit(params.get("daemons"), daemons)
+        limit = self._limit(self.daemons, daemons)
         host = identity.HostFacts.local()
-        absent = params.get("state") == "absent"
-        instance = params.get("instance")
+        absent = self.state == "absent"
+        instance = self.instance
         table = ProcessTable.scan()
         ident = identity.Identifier(table, daemons, instance)
 
         entries: list[dict[str, Any]] = []
+        warnings: list[str] = []
         before: list[str] = []
         after: list[str] = []
         for record in pidstore.read_records(store):
@@ -75,8 +98,8 @@ class StalePids(SuiteAction):
             if limit is not None and (daemon is None or daemon.name not in limit):
                 continue
             verdict = identity.judge(record, daemon, table, instance=instance, host=host)
-            removable = verdict.status == identity.STALE or (
-                verdict.status == identity.INVALID and params.get("remove_invalid")
+            removable = verdict.status == STALE or (
+                verdict.status == INVALID and self.remove_invalid
             )
             reason = verdict.reason
             if removable and daemon is not None and ident.is_member(daemon, record.pid):
@@ -87,13 +110,13 @@ class StalePids(SuiteAction):
                 )
             removed = False
             would_remove = absent and removable
-            if would_remove:
+            if would_remove and not self.check_mode:
                 try:
-                    self.remove(store, record)
-                    removed = not self.check_mode
+                    pidstore.remove_record(store, record)
+                    removed = True
                 except SuiteError as exc:
                     reason = f"{reason}; not removed: {exc}"
-                    self.warn(f"{record.name}: {exc}")
+                    warnings.append(f"{record.name}: {exc}")
             before.append(record.describe())
             if not would_remove or not (removed or self.check_mode):
                 after.append(record.describe())
@@ -110,15 +133,24 @@ class StalePids(SuiteAction):
                     "source": record.source,
                 }
             )
-        # before/after as text, one record per line: what Ansible's diff callback prints
-        self.diff = {"before": _lines(before), "after": _lines(after)}
-        counts = {status: 0 for status in identity.STATUSES}
+        counts = {status: 0 for status in VERDICTS}
         for entry in entries:
             counts[entry["status"]] += 1
         counts["removed"] = sum(1 for entry in entries if entry["removed"])
         counts["would_remove"] = sum(1 for entry in entries if entry["would_remove"])
         counts["total"] = len(entries)
-        return {"records": entries, "counts": counts, "store_type": store["type"]}
+        result: dict[str, Any] = {
+            # a removal was attempted (in check mode: would be)
+            "changed": counts["would_remove"] > 0,
+            "records": entries,
+            "counts": counts,
+            "store_type": store["type"],
+            # before/after as text, one record per line: what Ansible's diff callback prints
+            "diff": {"before": _lines(before), "after": _lines(after)},
+        }
+        if warnings:
+            result["warnings"] = warnings
+        return result
 
     @staticmethod
     def _limit(names: Optional[list[str]], daemons: dict[str, Any]) -> Optional[set[str]]:
@@ -136,8 +168,3 @@ class StalePids(SuiteAction):
                 "daemons: limiting to daemons needs a profile (profile or profile_data)"
             )
         return set(names)
-
-    @trigger_change
-    @skip_if_check_mode
-    def remove(self, store: dict, record: pidstore.PidRecord) -> None:
-        pidstore.remove_record(store, record)

@@ -598,6 +598,7 @@ def test_thousand_hosts_aggregate_in_linear_time() -> None:
 def test_module_spec_matches_action_spec_and_module_refuses_to_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from ansible_collections.daemonops.suite.plugins.module_utils._suite import module_kit
     from ansible_collections.daemonops.suite.plugins.modules import audit_report as module
 
     seen: dict[str, Any] = {}
@@ -610,7 +611,8 @@ def test_module_spec_matches_action_spec_and_module_refuses_to_run(
             seen["failed_with"] = kwargs["msg"]
             raise SystemExit(1)
 
-    monkeypatch.setattr(module, "AnsibleModule", FakeModule)
+    # run_module builds the AnsibleModule of every module
+    monkeypatch.setattr(module_kit, "AnsibleModule", FakeModule)
     with pytest.raises(SystemExit):
         module.main()
     assert seen["argument_spec"] == ar.ARGUMENT_SPEC

@@ -225,6 +225,30 @@ def test_systemd_detection(tmp_path: Path) -> None:
     assert svc.systemd_is_pid1(str(tmp_path / "missing")) is False
 
 
+def test_select_backend(monkeypatch) -> None:
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        return 0, "", ""
+
+    monkeypatch.setattr(svc, "systemd_is_pid1", lambda: False)
+    direct = svc.select_backend(PROFILE, "auto", run, "/etc/x.ini", timeout=5)
+    assert isinstance(direct, DirectBackend)
+    assert (direct.config_file, direct.timeout) == ("/etc/x.ini", 5)
+    monkeypatch.setattr(svc, "systemd_is_pid1", lambda: True)
+    systemd = svc.select_backend(PROFILE, "auto", run)
+    assert isinstance(systemd, SystemdBackend) and systemd.run is run
+    assert systemd.unit == PROFILE.systemd_unit
+    assert isinstance(systemd.direct, DirectBackend)  # refsuite has a control command
+    assert isinstance(svc.select_backend(PROFILE, "direct", run), DirectBackend)
+    bare = load_profile(
+        {
+            "suite": {"name": "t", "roles": ["s"]},
+            "daemons": [{"name": "d", "roles": ["s"], "match": {"cmdline": "^d$"}}],
+        }
+    )
+    with pytest.raises(SuiteError, match=r"^backend: the t profile has no suite\.systemd_unit"):
+        svc.select_backend(bare, "systemd", run)
+
+
 # -- per-daemon units (a suite with one unit per daemon and no suite-wide unit) ---------------
 UNITS = load_profile(
     {

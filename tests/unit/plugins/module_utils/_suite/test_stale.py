@@ -10,6 +10,7 @@ import pytest
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import identity, stale
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.pidstore import PidRecord
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import load_profile
 
 PROFILE = {
     "suite": {
@@ -24,25 +25,14 @@ PROFILE = {
 }
 
 
-class FakeModule:
-    def __init__(self, params: dict[str, Any], check_mode: bool = False) -> None:
-        base = {
-            "profile": None,
-            "profile_data": PROFILE,
-            "instance": None,
-            "config_file": None,
-            "state": "present",
-            "store": None,
-            "daemons": None,
-            "remove_invalid": False,
-        }
-        base.update(params)
-        self.params = base
-        self.check_mode = check_mode
-        self.warnings: list[str] = []
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
+DEFAULTS: dict[str, Any] = {
+    "profile_data": PROFILE,
+    "instance": None,
+    "state": "present",
+    "store": None,
+    "daemons": None,
+    "remove_invalid": False,
+}
 
 
 @pytest.fixture
@@ -76,15 +66,19 @@ def world(monkeypatch):
     return {"removed": removed, "stores": seen_stores, "state": world_state}
 
 
-def run(params: dict[str, Any], check_mode: bool = False) -> tuple[stale.StalePids, dict]:
-    action = stale.StalePids(FakeModule(params, check_mode))
-    return action, action.run()
+def run(params: dict[str, Any], check_mode: bool = False) -> dict[str, Any]:
+    """``StalePids.run()`` for module-like ``params`` (``profile_data`` None: no profile)."""
+    args = dict(DEFAULTS, **params)
+    data = args.pop("profile_data")
+    return stale.StalePids(
+        load_profile(data) if data else None, check_mode=check_mode, **args
+    ).run()
 
 
 def test_present_reports_only(world):
-    action, result = run({"state": "present"})
+    result = run({"state": "present"})
     assert world["removed"] == []
-    assert action.changed is False
+    assert result["changed"] is False
     statuses = {r["name"]: r["status"] for r in result["records"]}
     assert statuses == {
         "live": "live",
@@ -108,13 +102,13 @@ def test_present_reports_only(world):
 
 
 def test_absent_removes_only_stale(world):
-    action, result = run({"state": "absent"})
+    result = run({"state": "absent"})
     assert world["removed"] == ["stale", "data_server.2"]
-    assert action.changed is True
+    assert result["changed"] is True
     assert result["counts"]["removed"] == 2
     # text, one record per line (what the diff callback prints)
-    assert len(action.diff["before"].splitlines()) == 5
-    assert len(action.diff["after"].splitlines()) == 3
+    assert len(result["diff"]["before"].splitlines()) == 5
+    assert len(result["diff"]["after"].splitlines()) == 3
 
 
 def test_remove_invalid_adds_invalid_never_unknown_or_live(world):
@@ -123,26 +117,26 @@ def test_remove_invalid_adds_invalid_never_unknown_or_live(world):
 
 
 def test_check_mode_predicts_without_removing(world):
-    action, result = run({"state": "absent"}, check_mode=True)
+    result = run({"state": "absent"}, check_mode=True)
     assert world["removed"] == []
-    assert action.changed is True
+    assert result["changed"] is True
     assert [r["name"] for r in result["records"] if r["would_remove"]] == ["stale", "data_server.2"]
     assert not [r for r in result["records"] if r["removed"]]
     assert result["counts"]["removed"] == 0 and result["counts"]["would_remove"] == 2
-    assert isinstance(action.diff["before"], str) and "stale" in action.diff["before"]
-    assert "stale" not in action.diff["after"].split()
+    assert isinstance(result["diff"]["before"], str) and "stale" in result["diff"]["before"]
+    assert "stale" not in result["diff"]["after"].split()
 
 
 def test_failed_removal_is_reported_not_fatal(world):
     world["state"]["fail"] = True
-    action, result = run({"state": "absent"})
+    result = run({"state": "absent"})
     entry = next(r for r in result["records"] if r["name"] == "data_server.2")
     assert entry["removed"] is False and "not removed" in entry["reason"]
-    assert action.module.warnings
+    assert result["warnings"] == ["data_server.2: changed since it was read"]
 
 
 def test_daemons_limit_and_unknown_daemon(world):
-    _unused, result = run({"daemons": ["data_server"]})
+    result = run({"daemons": ["data_server"]})
     assert [r["name"] for r in result["records"]] == ["data_server.2"]
     with pytest.raises(SuiteError, match="daemons: nope not in the profile"):
         run({"daemons": ["nope"]})
