@@ -156,13 +156,13 @@ def test_scan_without_tcp6_has_ipv4_only(tmp_path):
 
 def test_scan_falls_back_to_psutil_when_proc_net_tcp_is_unreadable(tmp_path, monkeypatch):
     calls = []
-    real = sockets.psutil.net_connections
+    real = sockets.load_psutil().net_connections
 
     def spy(kind="inet"):
         calls.append(kind)
         return real(kind)
 
-    monkeypatch.setattr(sockets.psutil, "net_connections", spy)
+    monkeypatch.setattr(sockets.load_psutil(), "net_connections", spy)
     monkeypatch.setattr(sockets, "PROC", str(tmp_path / "no-proc"))
     table = SocketTable.scan()
     assert calls == ["tcp"] and table.available
