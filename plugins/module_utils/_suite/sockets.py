@@ -278,19 +278,23 @@ def _owners_among(
     """Move the inodes of ``wanted`` that one of ``pids`` holds into ``owners``."""
     readlink = os.readlink
     for pid in pids:
-        fd_dir = f"{proc}/{pid}/fd/"
-        try:
-            fds = os.listdir(fd_dir)
+        try:  # links read relative to the open directory: one path lookup per process
+            dir_fd = os.open(f"{proc}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             continue
-        for fd in fds:
-            try:
-                target = readlink(fd_dir + fd)
-            except OSError:
-                continue
-            inode = wanted.pop(target, None)
-            if inode is not None:
-                owners[inode] = pid
+        try:
+            for fd in os.listdir(dir_fd):
+                try:
+                    target = readlink(fd, dir_fd=dir_fd)
+                except OSError:
+                    continue
+                inode = wanted.pop(target, None)
+                if inode is not None:
+                    owners[inode] = pid
+        except OSError:
+            pass
+        finally:
+            os.close(dir_fd)
         if not wanted:
             break
 
@@ -375,7 +379,7 @@ class Connection:
     Read from ``/proc/net/tcp*`` it keeps the addresses as the kernel prints them and decodes
     them on first use; ``peer_key`` tells peers apart without decoding."""
 
-    __slots__ = ("port", "family", "pid", "_address", "_peer", "_raw")
+    __slots__ = ("_address", "_peer", "_raw", "family", "pid", "port")
 
     def __init__(
         self,
@@ -497,7 +501,9 @@ class SocketTable:
         their addresses undecoded until asked (``Connection``)."""
         table = cls()
         seen_listeners: set[tuple[int, str, int | None]] = set()
-        seen_connections: set[tuple[int, str, str, int | None]] = set()
+        families = {socket.AF_INET: family_name(socket.AF_INET)}
+        families[socket.AF_INET6] = family_name(socket.AF_INET6)
+        ports: dict[str, int] = {}
         for family, local, remote, state, inode in selected:
             pid = owners.get(inode)
             if state == HEX_LISTEN:
@@ -507,21 +513,19 @@ class SocketTable:
                     continue
                 seen_listeners.add(key)
                 table.listening.setdefault(port, []).append(
-                    Listener(port=port, address=ip, family=family_name(family), pid=pid)
+                    Listener(port=port, address=ip, family=families[family], pid=pid)
                 )
                 continue
-            port = int(local[-4:], 16)
+            # one line per socket, and a connection's two ends are unique: no duplicates here
+            port_hex = local[-4:]
+            port = ports.get(port_hex)
+            if port is None:
+                port = ports[port_hex] = int(port_hex, 16)
             if probes and (int(remote[-4:], 16), port) in probes:
                 table.probe_connections += 1
                 continue
-            key = (port, local, remote, pid)  # the hex text is one-to-one with the address
-            if key in seen_connections:
-                continue
-            seen_connections.add(key)
             table.connections.setdefault(port, []).append(
-                Connection(
-                    port=port, family=family_name(family), pid=pid, raw=(family, local, remote)
-                )
+                Connection(port, None, None, families[family], pid, (family, local, remote))
             )
         return table
 
