@@ -530,8 +530,10 @@ class ProcessTable:
     def _select(self, daemon: Daemon, exe: bool, instance: str | None) -> list[ProcInfo]:
         found = []
         for pid, joined in self._command_lines():
+            if not joined or (instance and instance not in joined) or pid in self.excluded:
+                continue  # (the instance test first: the cheapest, and most processes fail it)
             # the joined command line as a one-part argv: Daemon.matches joins it unchanged
-            if pid in self.excluded or not joined or not daemon.matches((joined,), None, instance):
+            if not daemon.matches((joined,), None, instance):
                 continue
             proc = self.get(pid)
             if proc is None or proc.is_zombie or not proc.cmdline:
