@@ -59,7 +59,7 @@ options:
         C(clients) always counts every client; C(peers_truncated) tells when peers were left
         out.
       - V(0) lists none (counts only), V(-1) lists every peer (a busy port can make the result
-        large: about 20 bytes per peer).
+        large, about 20 bytes per peer).
     type: int
     default: 20
     version_added: 0.2.0

@@ -19,7 +19,10 @@ except ImportError:  # pragma: no cover
     psutil = None  # type: ignore[assignment]
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import identity, safe_delete
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import (
+    PSUTIL_MISSING,
+    SuiteError,
+)
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (
     SuiteAction,
     profile_from_params,
@@ -30,7 +33,6 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable i
     ProcessTable,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import (
-    PSUTIL_MISSING,
     established_on_ports,
     registered_probes,
 )

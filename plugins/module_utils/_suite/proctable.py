@@ -23,8 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import (  # noqa: F401
-    PSUTIL_MISSING,
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import (
     SuiteError,
     load_psutil,
 )

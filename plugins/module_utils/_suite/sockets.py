@@ -44,10 +44,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import (  # noqa: F401
-    PSUTIL_MISSING,
-    load_psutil,
-)
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import load_psutil
 
 LISTEN = "LISTEN"
 ESTABLISHED = "ESTABLISHED"
