@@ -13,8 +13,8 @@ description:
   - For every daemon the host's roles need, checks that its process runs (by the profile's
     C(match) rules on the full command line), under the expected C(ancestor) daemon, with an
     instance count within C(count), that each of its ports is listening B(and owned by that
-    daemon) (a port held by another process is named), which clients hold ESTABLISHED
-    connections (with their peer addresses), optionally that a probe (TCP connect, HTTP GET)
+    daemon) (a port held by another process is named), how many clients hold ESTABLISHED
+    connections (with up to O(peers_limit) of their peer addresses), optionally that a probe (TCP connect, HTTP GET)
     answers, and that the daemon's PID record is consistent.
   - Each daemon is V(online), V(offline) (no process), V(degraded) (process found but something
     is wrong) or V(unused) (disabled in the profile or the suite's configuration file).
@@ -22,6 +22,8 @@ description:
     RV(status) is V(FAILURE) when any daemon is offline or degraded. The module itself does not
     fail then; use RV(status) in C(failed_when) or C(assert)."
   - One pass over the process table and one over the socket table per call, no subprocess.
+    The socket table is read for the checked daemons' ports only, and their sockets' owners are
+    looked for among the daemons' own processes first.
   - A process that only mentions a daemon's name in its arguments (C(grep sm_stpd_main)) does
     not count, nor does the module's own process chain.
 author: daemonops.suite developers (@daemonops)
@@ -51,6 +53,16 @@ options:
         read), else C(suite.pid_store.path).
     type: bool
     default: true
+  peers_limit:
+    description:
+      - How many peer addresses each port lists in RV(daemons.ports) C(peers). RV(daemons.ports)
+        C(clients) always counts every client; C(peers_truncated) tells when peers were left
+        out.
+      - V(0) lists none (counts only), V(-1) lists every peer (a busy port can make the result
+        large, about 20 bytes per peer).
+    type: int
+    default: 20
+    version_added: 0.2.0
   pid_store_path:
     description:
       - The path of the PID store on the host (an SQLite file or a pidfile directory), overriding
@@ -208,7 +220,8 @@ daemons:
       uptime: 3600.2
       ports:
         - {port: 11000, listening: true, owned: true, holder: null, addresses: [127.0.0.1],
-           clients: 1, peers: ["127.0.0.1:53422"], probe: {ok: true, detail: HTTP 200}}
+           clients: 1, peers: ["127.0.0.1:53422"], peers_truncated: false,
+           probe: {ok: true, detail: HTTP 200}}
       pid_record: {status: consistent, pid: 5846, reason: PID 5846 is the recorded process}
   contains:
     state:
@@ -271,13 +284,16 @@ daemons:
         - Connections of our own probes (this check's, a sibling check's, the audit's) are
           never counted in C(clients).
         - C(clients) and C(peers) count server-side ESTABLISHED connections only.
+        - C(clients) is the number of distinct peers; C(peers) lists at most O(peers_limit) of
+          them (the first found, sorted), and C(peers_truncated) is true when some were left out.
         - C(probe) is null when no probe ran.
       type: list
       elements: dict
       sample:
         - {port: 11401, listening: true, owned: false, holder: "/usr/sbin/nginx[812]",
            holders: [{pid: 812, exe: /usr/sbin/nginx, exe_deleted: false, comm: nginx,
-           argv0: null}], addresses: ["0.0.0.0"], clients: 0, peers: [], probe: null}
+           argv0: null}], addresses: ["0.0.0.0"], clients: 0, peers: [],
+           peers_truncated: false, probe: null}
     pid_record:
       description:
         - C(status) is V(consistent), V(stale), V(missing), V(invalid), V(unknown) or
@@ -315,6 +331,7 @@ import typing as t  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.health import (  # noqa: E402
+    DEFAULT_PEERS_LIMIT,
     HealthChecker,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit import (  # noqa: E402
@@ -343,6 +360,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
         config_file=params["config_file"],
         probes=params["probes"],
         pid_records=params["pid_records"],
+        peers_limit=params["peers_limit"],
     )
     started = time.monotonic()
     result = checker.run()
@@ -356,6 +374,7 @@ def main() -> None:
         roles=dict(type="list", elements="str"),
         probes=dict(type="bool", default=True),
         pid_records=dict(type="bool", default=True),
+        peers_limit=dict(type="int", default=DEFAULT_PEERS_LIMIT),
         pid_store_path=dict(type="path"),
     )
     run_module(run, argument_spec, **profile_rules())

@@ -175,6 +175,16 @@ def test_process_scan_defaults_to_the_direct_reader(helpers):
     assert os.getpid() in table.excluded
 
 
+def test_named_scan_reads_the_same_processes_on_demand(helpers):
+    full = ProcessTable.scan()
+    named = ProcessTable.scan_named()
+    for pid in helpers.values():
+        ours, theirs = named.get(pid), full.get(pid)
+        assert fields(ours) == fields(theirs) and ours.create_time == theirs.create_time
+    assert named.excluded == full.excluded and os.getpid() in named.excluded
+    assert named.ancestors(helpers["long_name"]) == full.ancestors(helpers["long_name"])
+
+
 def free_listener(family: int, address: str) -> socket.socket:
     server = socket.socket(family, socket.SOCK_STREAM)
     server.bind((address, 0))
@@ -245,6 +255,16 @@ def test_direct_socket_scan_equals_psutil():
         reference = SocketTable.scan(use_procfs=False)
         ports = [port4, port6, *client_ports, local.getsockname()[1]]
         assert table_for(ours, ports) == table_for(reference, ports)
+        # narrowed to some ports, owners looked for among given processes first: the same
+        # answers for those ports, nothing for the others
+        narrowed = SocketTable.scan(ports=[port4, port6], owner_pids=[holder.pid, os.getpid()])
+        assert table_for(narrowed, ports) == table_for(ours, [port4, port6]) | {
+            port: ([], []) for port in ports[2:]
+        }
+        assert set(narrowed.listening) == {port4, port6}
+        # a socket two processes hold goes to the one searched first
+        mine = SocketTable.scan(ports=[port4], owner_pids=[os.getpid()])
+        assert [lst.pid for lst in mine.listeners(port4)] == [os.getpid()]
 
         # and the facts themselves: the inherited listener is reported for the higher pid (the
         # child, like psutil), the server ends of the connections belong to this process

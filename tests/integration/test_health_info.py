@@ -181,6 +181,43 @@ def test_all_online_through_ansible_then_a_killed_daemon_is_named(refsuite, ansi
     assert result["summary"]["offline"] == 1 and result["summary"]["online"] == 8
 
 
+def test_many_clients_are_all_counted_and_the_peers_cut_to_peers_limit(refsuite, ansible_module):
+    tree, data, cfg = refsuite
+    port = tree.port("refsuite-ui")
+    args = {"profile_data": data, "roles": ["server"], "instance": cfg, "probes": False}
+    clients = []
+    try:
+        for _unused in range(40):
+            clients.append(socket.create_connection(("127.0.0.1", port)))
+        peers = sorted(f"127.0.0.1:{client.getsockname()[1]}" for client in clients)
+        assert wait_for(
+            lambda: check(data, ["server"], cfg, probes=False)["summary"]["clients"] == 40
+        ), "the server did not accept the 40 clients"
+
+        result = ansible_module("health_info", dict(args, peers_limit=5))
+        assert result["status"] == "SUCCESS", result["msg"]
+        ui = result["daemons"]["ui"]["ports"][0]
+        assert ui["clients"] == 40 and result["summary"]["clients"] == 40
+        assert len(ui["peers"]) == 5 and set(ui["peers"]) <= set(peers)
+        assert ui["peers"] == sorted(ui["peers"]) and ui["peers_truncated"] is True
+
+        ui = ansible_module("health_info", args)["daemons"]["ui"]["ports"][0]  # default: 20
+        assert (ui["clients"], len(ui["peers"]), ui["peers_truncated"]) == (40, 20, True)
+
+        ui = ansible_module("health_info", dict(args, peers_limit=-1))["daemons"]["ui"]["ports"][0]
+        assert (ui["clients"], ui["peers"], ui["peers_truncated"]) == (40, peers, False)
+
+        ui = ansible_module("health_info", dict(args, peers_limit=0))["daemons"]["ui"]["ports"][0]
+        assert (ui["clients"], ui["peers"], ui["peers_truncated"]) == (40, [], True)
+
+        failed = ansible_module("health_info", dict(args, peers_limit=-2))
+        assert failed.get("failed") is True and "peers_limit: -2" in failed["msg"]
+        assert "-1 to list every peer" in failed["msg"]
+    finally:
+        for client in clients:
+            client.close()
+
+
 def test_check_mode_returns_the_same_and_no_change(refsuite, ansible_module):
     _tree, data, cfg = refsuite
     args = {"profile_data": data, "roles": ["server"], "instance": cfg}

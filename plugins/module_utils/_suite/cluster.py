@@ -76,7 +76,7 @@ def connected_clients(
     if not ports:
         return []
     if socks is None:
-        socks = SocketTable.scan(use_procfs, ports=ports)
+        socks = SocketTable.scan(use_procfs, ports=ports, keep_unlistened=True)
     if not socks.available:
         return [f"cannot read the socket table to rule out clients ({socks.error})"]
     return sorted(

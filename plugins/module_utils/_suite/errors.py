@@ -5,7 +5,14 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Optional
+
+PSUTIL_MISSING = (
+    "this target has no Linux /proc to read, so the psutil Python library is required: install "
+    f"it for {sys.executable or 'the interpreter Ansible uses there'} (python3-psutil, or "
+    f"{sys.executable or 'python3'} -m pip install psutil)"
+)
 
 
 class SuiteError(Exception):
@@ -49,3 +56,14 @@ def type_name(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
     return type(value).__name__
+
+
+def load_psutil() -> Any:
+    """The psutil module, imported on first use: the scans read Linux ``/proc`` directly and
+    need psutil only where that cannot be read. Raises SuiteError naming the interpreter when it
+    is not installed."""
+    try:
+        import psutil
+    except ImportError as exc:  # pragma: no cover - depends on the target
+        raise SuiteError(PSUTIL_MISSING) from exc
+    return psutil

@@ -4,7 +4,11 @@
 ``HealthChecker(profile, roles, ...).run()`` scans the process table once and the socket table
 once, then judges every daemon of the host's roles: instances found, ancestry, instance count,
 each port listening *and owned by the daemon*, connected clients with their peers, optional
-probes and the daemon's PID record. The result has the shape documented in docs/internals.md
+probes and the daemon's PID record. Both scans are narrowed to what the check asks: the process
+table reads every command line but the rest of a process only when it is looked up
+(``ProcessTable.scan_named``); the socket table keeps the daemons' ports only, looks for their
+owners among the matched daemons' processes first, and decodes peer addresses only for the peers
+listed (at most ``peers_limit`` per port). The result has the shape documented in docs/internals.md
 ("The health_info result").
 """
 
@@ -13,7 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import identity
@@ -57,6 +61,8 @@ ALL_ONLINE = "All daemons online"
 
 ProbeRunner = Callable[[Any, str, int, float], ProbeResult]
 
+DEFAULT_PEERS_LIMIT = 20
+
 
 def status_line(name: str, state: str, pid: Optional[int]) -> str:
     """``qm [  2859]: online`` (pid right-aligned in 6, like ``sm_main status``) or
@@ -73,6 +79,7 @@ class HealthChecker:
     instances on one host, e.g. the config path). ``config_file``: the suite's INI whose
     ``enabled``/``ports`` keys override the profile (default ``suite.config_file``; an explicit
     path must exist). ``probes``/``pid_records``: run the profile's probes / read its PID store.
+    ``peers_limit``: how many peers each port lists (``clients`` counts them all); -1 lists all.
 
     ``proc_table``, ``socket_table``, ``probe_runner``, ``now`` and ``records`` replace the live
     scans for tests; ``records`` is a list of ``pidstore.PidRecord``.
@@ -88,6 +95,7 @@ class HealthChecker:
         pid_records: bool = True,
         hostname: Optional[str] = None,
         *,
+        peers_limit: int = DEFAULT_PEERS_LIMIT,
         probe_timeout: float = DEFAULT_TIMEOUT,
         proc_table: Optional[ProcessTable] = None,
         socket_table: Optional[SocketTable] = None,
@@ -101,6 +109,12 @@ class HealthChecker:
         self.config_file = config_file or None
         self.probes = probes
         self.pid_records = pid_records
+        if not isinstance(peers_limit, int) or isinstance(peers_limit, bool) or peers_limit < -1:
+            raise SuiteError(
+                f"peers_limit: {peers_limit!r} is not a number of peers to list; give a number "
+                "from 0 (list none, count only) up, or -1 to list every peer"
+            )
+        self.peers_limit = peers_limit
         self.hostname = hostname or socket.gethostname()
         self.probe_timeout = probe_timeout
         self.proc_table = proc_table
@@ -142,12 +156,17 @@ class HealthChecker:
                 "a role"
             )
         daemons = profile.daemons_for_roles(self.roles)
-        procs = self.proc_table if self.proc_table is not None else ProcessTable.scan()
-        socks = self.socket_table if self.socket_table is not None else SocketTable.scan()
+        procs = self.proc_table if self.proc_table is not None else ProcessTable.scan_named()
         now = self.now if self.now is not None else time.time()
         self._matches, self._instances = {}, {}
         all_daemons = {d.name: d for d in profile.daemons}
         self._ident = identity.Identifier(procs, all_daemons, self.instance)
+        socks = self.socket_table
+        if socks is None:
+            socks = SocketTable.scan(
+                ports={port.port for daemon in daemons for port in daemon.ports},
+                owner_pids={p.pid for daemon in daemons for p in self.matched(daemon, procs)},
+            )
         records = self._pid_records(profile, daemons, all_daemons, procs)
 
         reports: dict[str, dict[str, Any]] = {}
@@ -324,6 +343,7 @@ class HealthChecker:
             "addresses": [],
             "clients": None,
             "peers": [],
+            "peers_truncated": False,
             "probe": None,
             "holders": [],
         }
@@ -344,21 +364,21 @@ class HealthChecker:
         if others:
             report["holder"] = ", ".join(_holder_labels(others, procs))
             report["holders"] = _holders(others, procs)
-        connections = [
-            conn
-            for conn in socks.established(port)
-            if (
-                conn.pid is not None
-                and (
-                    conn.pid in owner_pids
-                    or (tree_pids and procs.is_descendant_or_self(conn.pid, tree_pids))
+        ours: dict[Optional[int], bool] = {None: bool(owners)}  # pid -> holds the daemon's side
+        for pid in owner_pids:
+            ours[pid] = True
+        connections = []
+        for conn in socks.established(port):
+            mine = ours.get(conn.pid)
+            if mine is None:
+                mine = ours[conn.pid] = bool(tree_pids) and procs.is_descendant_or_self(
+                    conn.pid, tree_pids
                 )
-            )
-            or (conn.pid is None and owners)
-        ]
-        peers = sorted({conn.peer for conn in connections})
-        report["clients"] = len(peers)
-        report["peers"] = peers
+            if mine:
+                connections.append(conn)
+        report["clients"], report["peers"], report["peers_truncated"] = limit_peers(
+            connections, self.peers_limit
+        )
         if not enabled:
             return report
         if others:
@@ -487,6 +507,22 @@ class HealthChecker:
                 judged.append(_record_result(status, record.pid, reason))
             results[daemon.name] = min(judged, key=lambda r: _RECORD_RANK[r["status"]])
         return results
+
+
+def limit_peers(connections: Iterable[Any], limit: int) -> tuple[int, list[str], bool]:
+    """``(clients, peers, truncated)`` of a port's connections: ``clients`` the number of
+    distinct peers, ``peers`` at most ``limit`` of them (-1: all), the first ones met, sorted;
+    ``truncated`` True when some were left out. Only the listed peers are decoded
+    (``Connection.peer_key`` tells the others apart)."""
+    first: dict[Any, Any] = {}
+    for conn in connections:
+        first.setdefault(conn.peer_key, conn)
+    total = len(first)
+    shown = list(first.values())
+    truncated = 0 <= limit < total
+    if truncated:
+        shown = shown[:limit]
+    return total, sorted({conn.peer for conn in shown}), truncated
 
 
 _RECORD_RANK = {STALE: 0, INVALID: 1, UNKNOWN: 2, MISSING: 3, CONSISTENT: 4, NOT_APPLICABLE: 5}

@@ -30,12 +30,7 @@ import os
 import socket
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Optional
-
-try:
-    import psutil
-except ImportError:  # pragma: no cover - reported by the module when it needs it
-    psutil = None  # type: ignore[assignment]
+from typing import TYPE_CHECKING, Any, Optional
 
 try:
     import pwd
@@ -43,13 +38,15 @@ except ImportError:  # pragma: no cover - not POSIX
     pwd = None  # type: ignore[assignment]
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.pidstore import PidRecord
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.states import (
     INVALID,
     LIVE,
     STALE,
     UNKNOWN,
 )
+
+if TYPE_CHECKING:  # pragma: no cover - records come from pidstore, imported where they are read
+    from ansible_collections.daemonops.suite.plugins.module_utils._suite.pidstore import PidRecord
 
 START_TIME_TOLERANCE = 1.0
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
@@ -109,8 +106,10 @@ def psutil_missing() -> SuiteError:
 
 def facts_from_psutil(pid: int) -> ProcessFacts:
     """Read one process with psutil (no scan of the whole table)."""
-    if psutil is None:  # pragma: no cover
-        raise psutil_missing()
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - depends on the target
+        raise psutil_missing() from None
     try:
         proc = psutil.Process(pid)
         with proc.oneshot():

@@ -7,6 +7,12 @@ process, once each), giving the same values as psutil's ``name()``, ``cmdline()`
 ``create_time()``, ``status()`` and ``username()``; elsewhere it uses ``psutil.process_iter``.
 Everything else (matching daemons, ancestor chains, descendants) works on that snapshot, so a
 health check costs one pass however many daemons a profile has.
+
+``ProcessTable.scan_named()`` is the narrow pass a health check uses: it reads only the command
+line of each process, and the rest of ``/proc/PID`` (stat, status, exe) only for the processes
+asked for: those whose command line matches a daemon, and their ancestors, socket owners and PID
+records as they are looked up. It answers every question the full table answers; a question
+about all processes (``children``, iteration) reads all of them first.
 """
 
 from __future__ import annotations
@@ -17,18 +23,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
-
-PSUTIL_MISSING = (
-    "this target has no Linux /proc to read, so the psutil Python library is required: install "
-    f"it for {sys.executable or 'the interpreter Ansible uses there'} (python3-psutil, or "
-    f"{sys.executable or 'python3'} -m pip install psutil)"
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import (
+    SuiteError,
+    load_psutil,
 )
-
-try:
-    import psutil
-except ImportError:  # pragma: no cover - reported by module_kit when a module needs it
-    psutil = None  # type: ignore[assignment]
 
 try:
     import pwd
@@ -214,6 +212,14 @@ class _ProcReader:
             raise _Vanished(path) from exc
         except OSError:
             return None
+
+    def cmdline(self, pid: int) -> tuple[str, ...] | None:
+        """The command line of ``pid`` (empty when unreadable), None when the process is gone."""
+        try:
+            raw = self._field(f"{self.proc}/{pid}/cmdline")
+        except _Vanished:
+            return None
+        return tuple(parse_cmdline(raw)) if raw is not None else ()
 
     def read(self, pid: int) -> ProcInfo:
         base = f"{self.proc}/{pid}"
@@ -425,10 +431,17 @@ class ProcessTable:
             return cls(scan_procfs(PROC), self_pid=self_pid)
         return cls(cls._scan_psutil(), self_pid=self_pid)
 
+    @classmethod
+    def scan_named(cls, self_pid: int | None = None) -> ProcessTable:
+        """A table that reads each process's command line now and the rest on first use (see
+        the module's docstring); the full ``scan`` where ``/proc`` is not a Linux procfs."""
+        if pwd is not None and procfs_available(PROC):
+            return _NamedProcessTable(_ProcReader(PROC), self_pid=self_pid)
+        return cls.scan(self_pid=self_pid)
+
     @staticmethod
     def _scan_psutil() -> list[ProcInfo]:
-        if psutil is None:  # pragma: no cover
-            raise SuiteError(PSUTIL_MISSING)
+        psutil = load_psutil()
         processes = []
         for proc in psutil.process_iter(SCAN_ATTRS, ad_value=None):
             try:
@@ -469,14 +482,14 @@ class ProcessTable:
         parent is unknown). ``pid`` itself is not included. Loops are cut."""
         chain: list[int] = []
         seen = {pid}
-        proc = self._by_pid.get(pid)
+        proc = self.get(pid)
         while proc is not None and proc.ppid:
             parent = proc.ppid
             if parent in seen:
                 break
             chain.append(parent)
             seen.add(parent)
-            proc = self._by_pid.get(parent)
+            proc = self.get(parent)
         return chain
 
     def children(self, pid: int) -> list[int]:
@@ -500,27 +513,94 @@ class ProcessTable:
         the space-joined command line and optionally the executable; ``instance`` must appear in
         the command line). Excludes zombies, this process and its ancestors. Sorted by start time,
         then pid, so the first entry is the oldest instance."""
-        found = []
-        for proc in self._by_pid.values():
-            if proc.pid in self.excluded or proc.is_zombie or not proc.cmdline:
-                continue
-            if daemon.matches(proc.cmdline, proc.exe, instance) and not self.in_nested_pid_ns(
-                proc.pid
-            ):
-                found.append(proc)
-        found.sort(key=lambda proc: (proc.create_time or 0.0, proc.pid))
-        return found
+        return self._select(daemon, True, instance)
 
     def named(self, daemon: Daemon, instance: str | None = None) -> list[ProcInfo]:
         """The live processes that carry ``daemon``'s name: its ``match.cmdline`` regex (and
         ``instance`` in the command line), whatever their executable, user or ancestry; the
         other rules are judged by ``identity.Identifier``. Same exclusions and order as
         ``matching``."""
+        return self._select(daemon, False, instance)
+
+    def _command_lines(self) -> Iterable[tuple[int, str]]:
+        """``(pid, space-joined command line)`` of every process."""
+        return ((proc.pid, proc.cmdline_str) for proc in self._by_pid.values())
+
+    def _select(self, daemon: Daemon, exe: bool, instance: str | None) -> list[ProcInfo]:
         found = []
-        for proc in self._by_pid.values():
-            if proc.pid in self.excluded or proc.is_zombie or not proc.cmdline:
+        for pid, joined in self._command_lines():
+            if not joined or (instance and instance not in joined) or pid in self.excluded:
+                continue  # (the instance test first: the cheapest, and most processes fail it)
+            # the joined command line as a one-part argv: Daemon.matches joins it unchanged
+            if not daemon.matches((joined,), None, instance):
                 continue
-            if daemon.matches(proc.cmdline, None, instance) and not self.in_nested_pid_ns(proc.pid):
+            proc = self.get(pid)
+            if proc is None or proc.is_zombie or not proc.cmdline:
+                continue
+            if exe and not daemon.matches(proc.cmdline, proc.exe, instance):
+                continue
+            if not self.in_nested_pid_ns(pid):
                 found.append(proc)
         found.sort(key=lambda proc: (proc.create_time or 0.0, proc.pid))
         return found
+
+
+class _NamedProcessTable(ProcessTable):
+    """``ProcessTable.scan_named()``: the command lines of all processes, the other fields read
+    when a process is first looked up (and kept: one read per process at most)."""
+
+    def __init__(self, reader: _ProcReader, self_pid: int | None = None) -> None:
+        self._reader = reader
+        self._joined: dict[int, str] = {}
+        for entry in os.listdir(reader.proc):
+            if entry.isdigit():
+                cmdline = reader.cmdline(int(entry))
+                if cmdline is not None:
+                    self._joined[int(entry)] = " ".join(cmdline)
+        self._loaded: dict[int, ProcInfo | None] = {}
+        self._complete = False
+        super().__init__((), self_pid=self_pid)
+
+    def _load(self, pid: int) -> ProcInfo | None:
+        if pid in self._loaded:
+            return self._loaded[pid]
+        proc = None
+        if pid in self._joined:
+            try:
+                proc = self._reader.read(pid)
+            except _Vanished:
+                proc = None
+        self._loaded[pid] = proc
+        if proc is not None:
+            self._by_pid[pid] = proc
+        return proc
+
+    def _load_all(self) -> None:
+        if not self._complete:
+            for pid in self._joined:
+                self._load(pid)
+            self._by_pid = {pid: proc for pid, proc in self._loaded.items() if proc is not None}
+            self._complete = True
+
+    def __len__(self) -> int:
+        self._load_all()
+        return len(self._by_pid)
+
+    def __contains__(self, pid: object) -> bool:
+        return isinstance(pid, int) and self.get(pid) is not None
+
+    def __iter__(self) -> Iterator[ProcInfo]:
+        self._load_all()
+        return iter(self._by_pid.values())
+
+    def get(self, pid: int | None) -> ProcInfo | None:
+        if pid is None:
+            return None
+        return self._load(pid)
+
+    def children(self, pid: int) -> list[int]:
+        self._load_all()
+        return super().children(pid)
+
+    def _command_lines(self) -> Iterable[tuple[int, str]]:
+        return self._joined.items()

@@ -7,10 +7,17 @@ server side of the connection), with its peer address. The client side of a loop
 TIME_WAIT, CLOSE_WAIT and the other closing states are not clients.
 
 On Linux it reads ``/proc/net/tcp`` and ``/proc/net/tcp6`` directly: listeners first, then only
-the ESTABLISHED lines whose local port is listened on (filtered on the hex port, before any
-address is decoded); the owners of just those sockets are found through ``/proc/PID/fd``. The
-result is what ``psutil.net_connections(kind="tcp")`` gives, which is used where ``/proc/net/tcp``
-cannot be read.
+the ESTABLISHED lines whose local port is listened on (one regular expression over the whole
+text picks the lines by state and hex port, before any address is decoded); the owners of just
+those sockets are found through ``/proc/PID/fd``. The result is what
+``psutil.net_connections(kind="tcp")`` gives, which is used where ``/proc/net/tcp`` cannot be read.
+
+A caller that only needs some ports (a health check: the profile's ports) passes ``ports``: the
+lines of other ports are skipped by the same expression, and ``owner_pids`` (the processes
+expected to hold those sockets, the matched daemons) are searched first for the socket owners, so
+the fds of every other process are only read when a socket is held by none of them. Peer
+addresses are decoded only when asked for (``Connection.peer``); ``Connection.peer_key`` tells
+peers apart without decoding.
 
 Our own probes are not clients. ``probes.py`` registers each probe connection here before it
 connects (``register_probe``: a file named ``<probe's local port>-<server port>`` holding the
@@ -26,27 +33,18 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import socket
 import stat
 import struct
 import sys
 import tempfile
 from collections import namedtuple
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
-
-PSUTIL_MISSING = (
-    "this target has no Linux /proc to read, so the psutil Python library is required: install "
-    f"it for {sys.executable or 'the interpreter Ansible uses there'} (python3-psutil, or "
-    f"{sys.executable or 'python3'} -m pip install psutil)"
-)
-
-try:
-    import psutil
-except ImportError:  # pragma: no cover
-    psutil = None  # type: ignore[assignment]
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import load_psutil
 
 LISTEN = "LISTEN"
 ESTABLISHED = "ESTABLISHED"
@@ -179,9 +177,9 @@ def decode_address(addr: str, family: int) -> tuple[str, int] | tuple[()]:
     return (ip, port)
 
 
-def read_tcp_table(path: str) -> list[str]:
-    """The lines of one ``/proc/net/tcp*`` file, header left out (one large read: the kernel
-    formats the table as it is read)."""
+def read_tcp_text(path: str) -> str:
+    """The whole text of one ``/proc/net/tcp*`` file, header included (one large read: the
+    kernel formats the table as it is read)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         chunks = []
@@ -192,88 +190,133 @@ def read_tcp_table(path: str) -> list[str]:
             chunks.append(chunk)
     finally:
         os.close(fd)
-    return b"".join(chunks).decode("ascii", "replace").splitlines()[1:]
+    return b"".join(chunks).decode("ascii", "replace")
+
+
+def hex_port(port: int) -> str:
+    """A port as ``/proc/net/tcp`` prints it (4 upper-case hex digits)."""
+    return f"{int(port):04X}"
+
+
+# One line of /proc/net/tcp*: "sl: local rem st tx:rx tr:when retrnsmt uid timeout inode ...";
+# groups: local address, local port, remote address, state, inode.
+_LINE = (
+    r"^ *\d+: ([0-9A-F]+:({ports})) ([0-9A-F]+:[0-9A-F]+) ({states}) \S+ \S+ \S+ +\d+ +\d+ (\d+)"
+)
+_ANY_PORT = "[0-9A-F]{4}"
+
+
+def _line_regex(ports: Collection[int] | None) -> re.Pattern[str]:
+    wanted = _ANY_PORT if ports is None else "|".join(sorted({hex_port(p) for p in ports}))
+    return re.compile(
+        _LINE.format(ports=wanted or "(?!)", states=f"{HEX_LISTEN}|{HEX_ESTABLISHED}"), re.M
+    )
 
 
 def select_server_sockets(
-    tables: Iterable[tuple[int, Iterable[str]]],
-    ports: Iterable[int] = (),
+    tables: Iterable[tuple[int, Iterable[str] | str]],
+    ports: Collection[int] | None = None,
+    keep_unlistened: bool = False,
 ) -> list[tuple[int, str, str, str, str]]:
     """``(family, local, remote, state, inode)`` (still hex, as printed) of the LISTEN lines and
-    of the ESTABLISHED lines whose local port is listened on (in either family) or is one of
-    ``ports``, in file order, listeners first. Lines are only cut at the first four fields,
-    nothing is decoded, and the ports are compared as the kernel prints them (4 upper-case hex
-    digits); the inode is taken from the lines that are kept."""
+    of the ESTABLISHED lines whose local port is listened on (in either family), in file order,
+    listeners first. ``tables`` gives each family's lines (or whole text). ``ports``: only
+    these local ports (None: all); with ``keep_unlistened``, their ESTABLISHED lines are kept
+    even when nothing listens (an accepted connection outlives its listener). Lines are picked
+    by one regular expression on the state and the hex port as the kernel prints them (4
+    upper-case hex digits); nothing is decoded."""
+    regex = _line_regex(ports)
     listeners: list[tuple[int, str, str, str, str]] = []
-    established: list[tuple[int, list[str]]] = []
-    listen_ports: set[str] = {f"{int(port):04X}" for port in ports}
+    established: list[tuple[int, str, str, str, str, str]] = []
+    listen_ports: set[str] = set()
+    if keep_unlistened and ports:
+        listen_ports.update(hex_port(port) for port in ports)
     for family, lines in tables:
-        for line in lines:
-            fields = line.split(None, 4)
-            if len(fields) < 5:
-                continue
-            state = fields[3]
+        text = lines if isinstance(lines, str) else "\n".join(lines)
+        for local, port, remote, state, inode in regex.findall(text):
             if state == HEX_LISTEN:
-                listeners.append((family, fields[1], fields[2], state, _inode(fields[4])))
-                listen_ports.add(fields[1].rpartition(":")[2])
-            elif state == HEX_ESTABLISHED:
-                established.append((family, fields))
+                listeners.append((family, local, remote, state, inode))
+                listen_ports.add(port)
+            else:
+                established.append((family, local, remote, state, inode, port))
     return listeners + [
-        (family, fields[1], fields[2], fields[3], _inode(fields[4]))
-        for family, fields in established
-        if fields[1].rpartition(":")[2] in listen_ports
+        (family, local, remote, state, inode)
+        for family, local, remote, state, inode, port in established
+        if port in listen_ports
     ]
 
 
-def _inode(rest: str) -> str:
-    """The inode column from what follows the state column (tx:rx tr:when retrnsmt uid timeout
-    inode ...)."""
-    fields = rest.split(None, 6)
-    return fields[5] if len(fields) > 5 else "0"
-
-
-def socket_owners(inodes: Iterable[str], proc: str = PROC) -> dict[str, int]:
+def socket_owners(
+    inodes: Iterable[str], proc: str = PROC, first: Iterable[int] = ()
+) -> dict[str, int]:
     """Which pid holds each socket inode, through the ``socket:[INODE]`` links of
     ``/proc/PID/fd``. psutil keeps, for a socket several processes hold (a listener inherited
     by children), the one it meets last going up the pids; going down the pids and stopping once
     every inode has an owner gives the same pid. Unreadable fd directories (another user's
-    process without root) are passed over: their sockets keep no owner, as with psutil."""
+    process without root) are passed over: their sockets keep no owner, as with psutil.
+
+    ``first``: pids searched before all others (the processes expected to hold the sockets);
+    the other processes' fds are read only for the inodes none of them holds. A socket held by
+    one of them and by another process too is then given to the one of ``first``."""
     wanted = {f"socket:[{inode}]": inode for inode in inodes if inode != "0"}
     owners: dict[str, int] = {}
     if not wanted:
         return owners
-    pids = sorted((int(entry) for entry in os.listdir(proc) if entry.isdigit()), reverse=True)
-    readlink = os.readlink
-    for pid in pids:
-        fd_dir = f"{proc}/{pid}/fd/"
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = readlink(fd_dir + fd)
-            except OSError:
-                continue
-            inode = wanted.pop(target, None)
-            if inode is not None:
-                owners[inode] = pid
-        if not wanted:
-            break
+    first = sorted(set(first), reverse=True)
+    _owners_among(first, wanted, owners, proc)
+    if wanted:
+        skip = set(first)
+        rest = sorted(
+            (pid for pid in (int(e) for e in os.listdir(proc) if e.isdigit()) if pid not in skip),
+            reverse=True,
+        )
+        _owners_among(rest, wanted, owners, proc)
     return owners
 
 
-def scan_proc_net(proc: str = PROC, ports: Iterable[int] = ()) -> list[ProcConn]:
-    """psutil-shaped entries for the listeners and server-side ESTABLISHED connections (local
-    port listened on, or one of ``ports``), read straight from ``/proc/net/tcp`` and
-    ``/proc/net/tcp6``. Raises OSError when ``/proc/net/tcp`` cannot be read; a missing ``tcp6``
-    means no IPv6."""
-    tables = [(socket.AF_INET, read_tcp_table(f"{proc}/net/tcp"))]
+def _owners_among(
+    pids: Iterable[int], wanted: dict[str, str], owners: dict[str, int], proc: str
+) -> None:
+    """Move the inodes of ``wanted`` that one of ``pids`` holds into ``owners``."""
+    readlink = os.readlink
+    for pid in pids:
+        try:  # links read relative to the open directory: one path lookup per process
+            dir_fd = os.open(f"{proc}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            for fd in os.listdir(dir_fd):
+                try:
+                    target = readlink(fd, dir_fd=dir_fd)
+                except OSError:
+                    continue
+                inode = wanted.pop(target, None)
+                if inode is not None:
+                    owners[inode] = pid
+        except OSError:
+            pass
+        finally:
+            os.close(dir_fd)
+        if not wanted:
+            break
+
+
+def read_tcp_tables(proc: str = PROC) -> list[tuple[int, str]]:
+    """``(family, text)`` of ``/proc/net/tcp`` and ``/proc/net/tcp6``. Raises OSError when
+    ``/proc/net/tcp`` cannot be read; a missing ``tcp6`` means no IPv6."""
+    tables = [(socket.AF_INET, read_tcp_text(f"{proc}/net/tcp"))]
     try:
-        tables.append((socket.AF_INET6, read_tcp_table(f"{proc}/net/tcp6")))
+        tables.append((socket.AF_INET6, read_tcp_text(f"{proc}/net/tcp6")))
     except FileNotFoundError:
         pass
-    selected = select_server_sockets(tables, ports)
+    return tables
+
+
+def scan_proc_net(proc: str = PROC) -> list[ProcConn]:
+    """psutil-shaped entries for the listeners and server-side ESTABLISHED connections, read
+    straight from ``/proc/net/tcp`` and ``/proc/net/tcp6`` (addresses decoded). Raises OSError
+    when ``/proc/net/tcp`` cannot be read; a missing ``tcp6`` means no IPv6."""
+    selected = select_server_sockets(read_tcp_tables(proc))
     owners = socket_owners((entry[4] for entry in selected), proc)
     return [
         ProcConn(
@@ -308,13 +351,66 @@ class Listener:
     pid: int | None  # None when the owner cannot be seen (another user's process, no root)
 
 
-@dataclass(frozen=True)
 class Connection:
-    port: int  # the local (server) port
-    address: str  # local address
-    peer: str  # "ip:port" / "[ip6]:port"
-    family: str
-    pid: int | None
+    """A server-side ESTABLISHED connection: ``port`` (the local, server port), ``address`` (local
+    address), ``peer`` (``"ip:port"`` / ``"[ip6]:port"``), ``family`` (ipv4 | ipv6), ``pid``
+    (None when the owner cannot be seen).
+
+    Read from ``/proc/net/tcp*`` it keeps the addresses as the kernel prints them and decodes
+    them on first use; ``peer_key`` tells peers apart without decoding."""
+
+    __slots__ = ("_address", "_peer", "_raw", "family", "pid", "port")
+
+    def __init__(
+        self,
+        port: int,
+        address: str | None = None,
+        peer: str | None = None,
+        family: str = "ipv4",
+        pid: int | None = None,
+        raw: tuple[int, str, str] | None = None,
+    ) -> None:
+        self.port = port
+        self.family = family
+        self.pid = pid
+        self._address = address
+        self._peer = peer
+        self._raw = raw  # (socket family, local hex, remote hex)
+
+    @property
+    def address(self) -> str:
+        if self._address is None and self._raw is not None:
+            self._address = decode_address(self._raw[1], self._raw[0])[0]
+        return self._address or ""
+
+    @property
+    def peer(self) -> str:
+        if self._peer is None and self._raw is not None:
+            ip, port = decode_address(self._raw[2], self._raw[0])
+            self._peer = format_endpoint(ip, port)
+        return self._peer or ""
+
+    @property
+    def peer_key(self) -> Any:
+        """Equal for two connections exactly when their peers are equal (no decoding)."""
+        if self._raw is not None:
+            return (self._raw[0], self._raw[2])
+        return self._peer
+
+    def _key(self) -> tuple:
+        return (self.port, self.address, self.peer, self.family, self.pid)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Connection) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"Connection(port={self.port!r}, address={self.address!r}, peer={self.peer!r}, "
+            f"family={self.family!r}, pid={self.pid!r})"
+        )
 
 
 @dataclass
@@ -331,27 +427,42 @@ class SocketTable:
     probe_connections: int = 0  # our own probes' connections, left out of ``connections``
 
     @classmethod
-    def scan(cls, use_procfs: bool | None = None, ports: Iterable[int] = ()) -> SocketTable:
+    def scan(
+        cls,
+        use_procfs: bool | None = None,
+        ports: Collection[int] | None = None,
+        owner_pids: Iterable[int] = (),
+        keep_unlistened: bool = False,
+    ) -> SocketTable:
         """Read the TCP sockets once. ``use_procfs``: None (default) reads ``/proc/net/tcp*``
         directly and falls back to psutil when that cannot be read; False forces psutil.
-        Connections of our own probes (``registered_probes()``) are not clients. ``ports``:
-        local ports whose ESTABLISHED connections are kept even when nothing listens on them
-        (an accepted connection outlives its listener; cluster_data counts it)."""
-        ports = frozenset(ports)
+        Connections of our own probes (``registered_probes()``) are not clients.
+
+        ``ports``: only the listeners and connections of these local ports are kept (None: all
+        ports). ``owner_pids``: the processes searched first for the sockets' owners (see
+        ``socket_owners``); the result is the same, only faster when they hold the sockets.
+        ``keep_unlistened``: the ESTABLISHED connections of ``ports`` are kept even when nothing
+        listens on them (an accepted connection outlives its listener; cluster_data counts it)."""
         if use_procfs is None or use_procfs:
             try:
-                entries = scan_proc_net(PROC, ports)
+                tables = read_tcp_tables(PROC)
             except OSError:
                 if use_procfs:
                     raise
             else:
-                return cls.from_entries(entries, probes=registered_probes(), ports=ports)
-        return cls._scan_psutil(ports)
+                selected = select_server_sockets(tables, ports, keep_unlistened)
+                owners = socket_owners((entry[4] for entry in selected), PROC, owner_pids)
+                return cls.from_proc(selected, owners, probes=registered_probes())
+        table = cls._scan_psutil(ports if keep_unlistened else ())
+        if ports is not None:
+            wanted = set(ports)
+            table.listening = {p: v for p, v in table.listening.items() if p in wanted}
+            table.connections = {p: v for p, v in table.connections.items() if p in wanted}
+        return table
 
     @classmethod
-    def _scan_psutil(cls, ports: Iterable[int] = ()) -> SocketTable:
-        if psutil is None:  # pragma: no cover
-            raise SuiteError(PSUTIL_MISSING)
+    def _scan_psutil(cls, server_ports: Iterable[int] = ()) -> SocketTable:
+        psutil = load_psutil()
         try:
             entries = psutil.net_connections(kind="tcp")
         except psutil.AccessDenied as exc:
@@ -359,7 +470,47 @@ class SocketTable:
                 f"cannot read the socket table ({exc.__class__.__name__}); run the task with"
                 " become: true"
             )
-        return cls.from_entries(entries, probes=registered_probes(), ports=ports)
+        return cls.from_entries(entries, probes=registered_probes(), server_ports=server_ports)
+
+    @classmethod
+    def from_proc(
+        cls,
+        selected: Iterable[tuple[int, str, str, str, str]],
+        owners: dict[str, int],
+        probes: set[tuple[int, int]] | None = None,
+    ) -> SocketTable:
+        """Build the table from ``select_server_sockets`` lines (listeners first) and their
+        ``socket_owners``, as ``from_entries`` builds it from psutil's entries; connections keep
+        their addresses undecoded until asked (``Connection``)."""
+        table = cls()
+        seen_listeners: set[tuple[int, str, int | None]] = set()
+        families = {socket.AF_INET: family_name(socket.AF_INET)}
+        families[socket.AF_INET6] = family_name(socket.AF_INET6)
+        ports: dict[str, int] = {}
+        for family, local, remote, state, inode in selected:
+            pid = owners.get(inode)
+            if state == HEX_LISTEN:
+                ip, port = decode_address(local, family)
+                key = (port, ip, pid)
+                if key in seen_listeners:
+                    continue
+                seen_listeners.add(key)
+                table.listening.setdefault(port, []).append(
+                    Listener(port=port, address=ip, family=families[family], pid=pid)
+                )
+                continue
+            # one line per socket, and a connection's two ends are unique: no duplicates here
+            port_hex = local[-4:]
+            port = ports.get(port_hex)
+            if port is None:
+                port = ports[port_hex] = int(port_hex, 16)
+            if probes and (int(remote[-4:], 16), port) in probes:
+                table.probe_connections += 1
+                continue
+            table.connections.setdefault(port, []).append(
+                Connection(port, None, None, families[family], pid, (family, local, remote))
+            )
+        return table
 
     @classmethod
     def unavailable(cls, error: str) -> SocketTable:
@@ -370,15 +521,15 @@ class SocketTable:
         cls,
         entries: Iterable,
         probes: set[tuple[int, int]] | None = None,
-        ports: Iterable[int] = (),
+        server_ports: Iterable[int] = (),
     ) -> SocketTable:
         """Build the table from psutil ``sconn`` tuples (fd, family, type, laddr, raddr, status,
         pid). Listeners are read first, so a connection is only kept when its local port is
-        listened on (the server side) or is one of ``ports``. A connection whose ``(peer port,
-        local port)`` is in ``probes`` is one of our own probes: counted in
+        listened on (the server side) or is one of ``server_ports``. A connection whose ``(peer
+        port, local port)`` is in ``probes`` is one of our own probes: counted in
         ``probe_connections``, not kept."""
         entries = list(entries)
-        server_ports = set(ports)
+        server_ports = set(server_ports)
         table = cls()
         seen_listeners: set[tuple[int, str, int | None]] = set()
         for entry in entries:

@@ -8,6 +8,7 @@ from collections import namedtuple
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import cluster, sockets
@@ -136,7 +137,7 @@ def test_connected_clients_counts_server_side_established_only(monkeypatch):
         # accepted before the listener of 598 closed: still a client
         Conn(8, 2, 1, Addr("10.0.0.1", 598), Addr("10.0.0.5", 2602), "ESTABLISHED", 13),
     ]
-    monkeypatch.setattr(sockets.psutil, "net_connections", lambda kind: entries)
+    monkeypatch.setattr(psutil, "net_connections", lambda kind: entries)
     monkeypatch.setattr(sockets, "registered_probes", set)
     assert cluster.connected_clients({596, 598}, use_procfs=False) == [
         "client 10.0.0.2:2592 is connected to port 596",
@@ -147,9 +148,9 @@ def test_connected_clients_counts_server_side_established_only(monkeypatch):
 
 def test_unreadable_socket_table_blocks(monkeypatch):
     def denied(kind):
-        raise sockets.psutil.AccessDenied()
+        raise psutil.AccessDenied()
 
-    monkeypatch.setattr(sockets.psutil, "net_connections", denied)
+    monkeypatch.setattr(psutil, "net_connections", denied)
     assert "cannot read the socket table" in cluster.connected_clients({596}, use_procfs=False)[0]
 
 

@@ -12,6 +12,7 @@ import pytest
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.health import (
     HealthChecker,
+    limit_peers,
     status_line,
 )
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.pidstore import PidRecord
@@ -23,7 +24,10 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable i
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
     load_profile,
 )
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import SocketTable
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import (
+    Connection,
+    SocketTable,
+)
 
 NOW = 10_000.0
 SELF = 99_999
@@ -216,6 +220,7 @@ def test_all_online():
             "addresses": ["0.0.0.0"],
             "clients": 0,
             "peers": [],
+            "peers_truncated": False,
             "probe": {"ok": True, "detail": "HTTP 200"},
             "holders": [],
         },
@@ -227,6 +232,7 @@ def test_all_online():
             "addresses": ["0.0.0.0"],
             "clients": 0,
             "peers": [],
+            "peers_truncated": False,
             "probe": None,
             "holders": [],
         },
@@ -481,3 +487,37 @@ def test_status_line_format():
     assert status_line("sms", "online", 108992) == "sms [108992]: online"
     assert status_line("ui", "unused", None) == "ui : unused"
     assert status_line("stpd", "offline", None) == "stpd : offline"
+
+
+def conn(peer: str, pid: int = 7):
+    return Connection(port=11000, address="0.0.0.0", peer=peer, family="ipv4", pid=pid)
+
+
+def test_limit_peers_counts_every_peer_and_lists_at_most_the_limit():
+    conns = [conn(f"10.0.0.{n}:5000") for n in (9, 3, 5, 1)]
+    conns.append(conn("10.0.0.3:5000", pid=8))  # the same peer seen from another process
+    assert limit_peers(conns, -1) == (
+        4,
+        ["10.0.0.1:5000", "10.0.0.3:5000", "10.0.0.5:5000", "10.0.0.9:5000"],
+        False,
+    )
+    assert limit_peers(conns, 4) == limit_peers(conns, -1)
+    assert limit_peers(conns, 2) == (4, ["10.0.0.3:5000", "10.0.0.9:5000"], True)  # first met
+    assert limit_peers(conns, 0) == (4, [], True)
+    assert limit_peers([], 0) == (0, [], False)
+
+
+@pytest.mark.parametrize("bad", [-2, 1.5, True, "5"])
+def test_a_bad_peers_limit_is_refused_naming_the_option(bad):
+    with pytest.raises(SuiteError, match=r"^peers_limit: .* -1 to list every peer"):
+        HealthChecker(PROFILE, ["server"], peers_limit=bad)
+
+
+def test_peers_limit_cuts_the_listed_peers_not_the_client_count():
+    socks = [*healthy_sockets(), *(established(11401, 40000 + n, 130) for n in range(1, 8))]
+    ui = check(socks=socks)["daemons"]["ui"]["ports"][0]
+    assert (ui["clients"], len(ui["peers"]), ui["peers_truncated"]) == (9, 9, False)
+    result = check(socks=socks, peers_limit=3)
+    ui = result["daemons"]["ui"]["ports"][0]
+    assert (ui["clients"], len(ui["peers"]), ui["peers_truncated"]) == (9, 3, True)
+    assert result["summary"]["clients"] == 9

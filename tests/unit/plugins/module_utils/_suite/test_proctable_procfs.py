@@ -219,3 +219,44 @@ def test_boot_time_missing_is_a_clear_error(fake_proc):
     (fake_proc.root / "stat").write_text("cpu 1 2 3\n")
     with pytest.raises(proctable.SuiteError, match="btime"):
         scan_procfs(str(fake_proc.root))
+
+
+def test_named_scan_reads_command_lines_and_the_rest_only_when_looked_up(fake_proc, monkeypatch):
+    from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
+        load_profile,
+    )
+
+    fake_proc.add(1, "init", 0, b"/sbin/init\x00")
+    fake_proc.add(50, "fs-qm", 1, b"fs-qm\x00--config\x00/a.ini\x00", start=300)
+    fake_proc.add(51, "fs-stpd", 50, b"fs-stpd\x00--config\x00/a.ini\x00", start=200)
+    fake_proc.add(52, "fs-stpd", 1, b"fs-stpd\x00--config\x00/b.ini\x00")  # another instance
+    fake_proc.add(53, "bash", 1, b"bash\x00")
+    fake_proc.add(54, "fs-stpd", 50, b"", state="Z")  # a zombie: no command line
+    for pid in range(60, 90):  # unrelated processes, never read beyond their command line
+        fake_proc.add(pid, "idle", 1, b"idle\x00")
+    monkeypatch.setattr(proctable, "PROC", str(fake_proc.root))
+    profile = load_profile(
+        {
+            "suite": {"name": "fs", "roles": ["server"]},
+            "daemons": [
+                {"name": "qm", "roles": ["server"], "match": {"cmdline": "^fs-qm( |$)"}},
+                {"name": "stpd", "roles": ["server"], "match": {"cmdline": "^fs-stpd( |$)"}},
+            ],
+        },
+        "test",
+    )
+    full = ProcessTable.scan(self_pid=53)
+    named = ProcessTable.scan_named(self_pid=53)
+    for daemon in profile.daemons:
+        for instance in (None, "/a.ini"):
+            assert named.named(daemon, instance) == full.named(daemon, instance)
+            assert named.matching(daemon, instance) == full.matching(daemon, instance)
+    assert [p.pid for p in named.named(profile.daemon("stpd"))] == [52, 51]  # by start time
+    assert named.ancestors(51) == full.ancestors(51) == [50, 1]
+    assert named.excluded == full.excluded == {53, 1}
+    assert named.get(51) == full.get(51) and named.get(999) is None and 999 not in named
+    # the idle processes were read for their command line only
+    assert not any(pid in named._loaded for pid in range(60, 90))
+    # a question about every process reads them all, and answers like the full scan
+    assert named.children(1) == full.children(1)
+    assert sorted(p.pid for p in named) == sorted(p.pid for p in full) and len(named) == len(full)

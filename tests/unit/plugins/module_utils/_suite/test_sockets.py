@@ -77,7 +77,7 @@ def test_access_denied_degrades_to_unavailable(monkeypatch):
     def denied(kind="inet"):
         raise psutil.AccessDenied(pid=None)
 
-    monkeypatch.setattr(sockets.psutil, "net_connections", denied)
+    monkeypatch.setattr(sockets.load_psutil(), "net_connections", denied)
     table = SocketTable.scan(use_procfs=False)  # psutil's path (the /proc reader cannot deny)
     assert not table.available
     assert "cannot read the socket table" in table.error and "become" in table.error

@@ -156,13 +156,13 @@ def test_scan_without_tcp6_has_ipv4_only(tmp_path):
 
 def test_scan_falls_back_to_psutil_when_proc_net_tcp_is_unreadable(tmp_path, monkeypatch):
     calls = []
-    real = sockets.psutil.net_connections
+    real = sockets.load_psutil().net_connections
 
     def spy(kind="inet"):
         calls.append(kind)
         return real(kind)
 
-    monkeypatch.setattr(sockets.psutil, "net_connections", spy)
+    monkeypatch.setattr(sockets.load_psutil(), "net_connections", spy)
     monkeypatch.setattr(sockets, "PROC", str(tmp_path / "no-proc"))
     table = SocketTable.scan()
     assert calls == ["tcp"] and table.available
@@ -177,3 +177,70 @@ def test_scan_reads_proc_by_default(tmp_path, monkeypatch):
     table = SocketTable.scan()
     assert [(lst.address, lst.pid) for lst in table.listeners(8443)] == [("0.0.0.0", None)]
     assert list(table.listening) == [8443]
+
+
+def test_select_keeps_only_the_ports_asked_for():
+    tcp = [
+        line(0, hex4("0.0.0.0", 11401), hex4("0.0.0.0", 0), "0A", 100),
+        line(1, hex4("0.0.0.0", 22), hex4("0.0.0.0", 0), "0A", 101),
+        line(2, hex4("127.0.0.1", 11401), hex4("127.0.0.1", 53422), "01", 102),
+        line(3, hex4("10.0.0.1", 22), hex4("10.0.0.9", 50000), "01", 103),
+        line(4, hex4("127.0.0.1", 8080), hex4("127.0.0.1", 50001), "01", 104),  # not listened
+    ]
+    selected = select_server_sockets([(V4, tcp)], ports={11401, 8080})
+    assert [(state, inode) for _f, _l, _r, state, inode in selected] == [
+        ("0A", "100"),
+        ("01", "102"),
+    ]
+    assert select_server_sockets([(V4, tcp)], ports=set()) == []
+    # the whole text of a table (header included) reads like its lines
+    text = HEADER + "".join(tcp)
+    assert select_server_sockets([(V4, text)]) == select_server_sockets([(V4, tcp)])
+
+
+def test_socket_owners_look_among_the_given_pids_first(tmp_path):
+    proc = tmp_path / "proc"
+    for pid, links in {
+        7: ["socket:[100]", "socket:[101]"],  # the daemon
+        9: ["socket:[100]"],  # another process holding the same listener (a higher pid)
+        12: ["socket:[102]"],  # a socket only another process holds
+    }.items():
+        fd_dir = proc / str(pid) / "fd"
+        fd_dir.mkdir(parents=True)
+        for fd, target in enumerate(links):
+            (fd_dir / str(fd)).symlink_to(target)
+    assert socket_owners(["100", "101"], str(proc), first=[7]) == {"100": 7, "101": 7}
+    assert socket_owners(["100", "102"], str(proc), first=[7]) == {"100": 7, "102": 12}
+    assert socket_owners(["100", "102"], str(proc)) == {"100": 9, "102": 12}
+
+
+def test_narrowed_scan_decodes_peers_only_when_asked(tmp_path, monkeypatch):
+    proc = tmp_path / "proc"
+    (proc / "300" / "fd").mkdir(parents=True)
+    for fd, inode in enumerate([100, 101, 102, 103]):
+        (proc / "300" / "fd" / str(fd)).symlink_to(f"socket:[{inode}]")
+    write_net(
+        proc,
+        [
+            line(0, hex4("0.0.0.0", 11401), hex4("0.0.0.0", 0), "0A", 100),
+            line(1, hex4("0.0.0.0", 2222), hex4("0.0.0.0", 0), "0A", 101),
+            line(2, hex4("127.0.0.1", 11401), hex4("10.1.2.3", 53422), "01", 102),
+            line(3, hex4("127.0.0.1", 2222), hex4("127.0.0.1", 53423), "01", 103),
+        ],
+        [],
+    )
+    monkeypatch.setattr(sockets, "PROC", str(proc))
+    narrowed = SocketTable.scan(ports=[11401], owner_pids=[300])
+    full = SocketTable.from_entries(scan_proc_net(str(proc)))
+    assert list(narrowed.listening) == [11401] and list(narrowed.connections) == [11401]
+    assert narrowed.listeners(11401) == full.listeners(11401)
+    (conn,) = narrowed.established(11401)
+    assert conn._peer is None  # not decoded yet
+    assert conn.peer_key == (V4, hex4("10.1.2.3", 53422))
+    assert narrowed.established(11401) == full.established(11401)  # decodes, then compares
+    assert (conn.address, conn.peer, conn.family, conn.pid) == (
+        "127.0.0.1",
+        "10.1.2.3:53422",
+        "ipv4",
+        300,
+    )

@@ -10,7 +10,9 @@ import pytest
 from ansible_collections.daemonops.suite.plugins.module_utils._suite import identity, stale
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.pidstore import PidRecord
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import load_profile
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
+    load_profile,
+)
 
 PROFILE = {
     "suite": {
