@@ -2,7 +2,7 @@
 """The health check behind ``health_info``: the ``sm_main status`` of any suite profile.
 
 ``HealthChecker(profile, roles, ...).run()`` scans the process table once and the socket table
-once, then judges every daemon of the host's roles: instances found, ancestry, instance count,
+once, then judges every daemon of the host's roles: processes found, ancestry, count,
 each port listening *and owned by the daemon*, connected clients with their peers, optional
 probes and the daemon's PID record. Both scans are narrowed to what the check asks: the process
 table reads every command line but the rest of a process only when it is looked up
@@ -123,7 +123,7 @@ class HealthChecker:
         self.records = records
         self.now = now
         self._matches: dict[str, list[ProcInfo]] = {}
-        self._instances: dict[str, list[ProcInfo]] = {}
+        self._heads: dict[str, list[ProcInfo]] = {}
         self._ident: Optional[identity.Identifier] = None
 
     # ------------------------------------------------------------------ inputs
@@ -158,7 +158,7 @@ class HealthChecker:
         daemons = profile.daemons_for_roles(self.roles)
         procs = self.proc_table if self.proc_table is not None else ProcessTable.scan_named()
         now = self.now if self.now is not None else time.time()
-        self._matches, self._instances = {}, {}
+        self._matches, self._heads = {}, {}
         all_daemons = {d.name: d for d in profile.daemons}
         self._ident = identity.Identifier(procs, all_daemons, self.instance)
         socks = self.socket_table
@@ -218,18 +218,19 @@ class HealthChecker:
             self._matches[daemon.name] = self.identifier(procs).members(daemon)
         return self._matches[daemon.name]
 
-    def instances(self, daemon: Daemon, procs: ProcessTable) -> list[ProcInfo]:
-        """The instances of ``daemon``: matched processes none of whose ancestors is itself a
-        matched process of the same daemon (a forked worker is part of its parent's instance)."""
-        if daemon.name not in self._instances:
+    def heads(self, daemon: Daemon, procs: ProcessTable) -> list[ProcInfo]:
+        """The heads of ``daemon``: matched processes none of whose ancestors is itself a matched
+        process of the same daemon (a forked worker belongs to its parent; what ``count``
+        counts)."""
+        if daemon.name not in self._heads:
             matched = self.matched(daemon, procs)
             pids = {proc.pid for proc in matched}
-            self._instances[daemon.name] = [
+            self._heads[daemon.name] = [
                 proc
                 for proc in matched
                 if not any(ancestor in pids for ancestor in procs.ancestors(proc.pid))
             ]
-        return self._instances[daemon.name]
+        return self._heads[daemon.name]
 
     # ------------------------------------------------------------------ one daemon
 
@@ -243,15 +244,15 @@ class HealthChecker:
         now: float,
     ) -> dict[str, Any]:
         name = daemon.name
-        instances = self.instances(daemon, procs)
+        heads = self.heads(daemon, procs)
         tree_pids = [proc.pid for proc in self.matched(daemon, procs)]
-        pids = [proc.pid for proc in instances]
+        pids = [proc.pid for proc in heads]
         enabled = daemon.enabled
         count_min = daemon.count_min
         count_max = daemon.count_max
         problems: list[str] = []
 
-        start_times = [proc.create_time for proc in instances if proc.create_time is not None]
+        start_times = [proc.create_time for proc in heads if proc.create_time is not None]
         start_time = min(start_times) if start_times else None
         uptime = round(max(0.0, now - start_time), 1) if start_time is not None else None
 
@@ -270,16 +271,16 @@ class HealthChecker:
             for port in daemon.ports
         ]
         ancestry = self._ancestry(
-            daemon, all_daemons, instances, procs, problems, enabled, impostor_procs
+            daemon, all_daemons, heads, procs, problems, enabled, impostor_procs
         )
         pid_record = records.get(name) or _record_result(NOT_APPLICABLE, None, "not read")
 
         if not enabled:
             state = UNUSED
             problems = []
-        elif not instances and count_min == 0:
+        elif not heads and count_min == 0:
             state = DEGRADED if problems else ONLINE  # optional daemon, none running
-        elif not instances:
+        elif not heads:
             state = OFFLINE
             offline = f"{name} offline"
             if impostors:
@@ -289,13 +290,13 @@ class HealthChecker:
                 offline += f" (named like it but not {name}: {labels})"
             problems.insert(0, offline)
         else:
-            count = len(instances)
+            count = len(heads)
             if count_min is not None and count < count_min:
                 problems.insert(
                     0, f"{name}: {count} instance(s) running, expected at least {count_min}"
                 )
             if count_max is not None and count > count_max:
-                labels = ", ".join(proc.label for proc in instances)
+                labels = ", ".join(proc.label for proc in heads)
                 problems.insert(
                     0, f"{name}: {count} instances running ({labels}), expected at most {count_max}"
                 )
@@ -311,7 +312,7 @@ class HealthChecker:
             "enabled": enabled,
             "problems": problems,
             "pids": pids,
-            "count": len(instances),
+            "count": len(heads),
             "expected_count": {"min": count_min, "max": count_max},
             "ancestry": ancestry,
             "start_time": start_time,
@@ -399,20 +400,20 @@ class HealthChecker:
         self,
         daemon: Daemon,
         all_daemons: dict[str, Daemon],
-        instances: list[ProcInfo],
+        heads: list[ProcInfo],
         procs: ProcessTable,
         problems: list[str],
         enabled: bool,
         impostors: Sequence[tuple[ProcInfo, str]] = (),
     ) -> Optional[dict[str, Any]]:
-        """The ancestry of the instances (all pass it: an instance is a descendant of
+        """The ancestry of the heads (all pass it: a member is a descendant of
         ``ancestor`` by definition). When there is none, the chain of the first process named
         like the daemon outside that ancestry, with ``ok: false``."""
         expected = daemon.ancestor
         if not expected:
             return None
         result: dict[str, Any] = {"expected": expected, "ok": None, "chain": []}
-        if not instances:
+        if not heads:
             outside = [proc for proc, reason in impostors if reason.startswith("not a descendant")]
             if outside:
                 result["ok"] = False
@@ -424,7 +425,7 @@ class HealthChecker:
         )
         shown: Optional[list[int]] = None
         bad: list[ProcInfo] = []
-        for proc in instances:
+        for proc in heads:
             full = [proc.pid, *procs.ancestors(proc.pid)]
             cut = next((i for i, pid in enumerate(full[1:], 1) if pid in ancestor_pids), None)
             if cut is None:
