@@ -909,13 +909,23 @@ def bench_b4(opts: Options) -> list[Row]:
             log(f"B4: {size} hosts, {runs} run(s)")
             walls: dict[str, list[float]] = {"audit": [], "ping": []}
             aggregation: list[float] = []
+            tasks: dict[str, list[float]] = {"check": [], "ping": [], "config": []}
             for _unused in range(runs):
                 run = bl.run_playbook(audit, inventory, work, args, timeout=900, forks=50)
                 walls["audit"].append(run.wall)
                 aggregation.append(run.task_seconds("Write the fleet report") / size)
+                tasks["check"].append(run.task_seconds("Check the suite's daemons on the host"))
+                tasks["config"].append(
+                    sum(
+                        t["end"] - t["start"]
+                        for t in run.timer.get("tasks", [])
+                        if "audit's configuration" in t["name"] and t["end"] is not None
+                    )
+                )
                 check_report(reports, size)
                 run = bl.run_playbook(ping, inventory, work, timeout=900, forks=50)
                 walls["ping"].append(run.wall)
+                tasks["ping"].append(run.task_seconds("ping"))
             rows.append(
                 Row(
                     "B4",
@@ -927,6 +937,28 @@ def bench_b4(opts: Options) -> list[Row]:
                     ("ratio<=", 1.15),
                     note=f"runs: {runs}, interleaved",
                     goal_id={50: "G3", 200: "G4"}.get(size, ""),
+                )
+            )
+            rows.append(
+                Row(
+                    "B4",
+                    f"{size} hosts: the health_info task vs the ping task, task time",
+                    bl.median(tasks["check"]),
+                    bl.median(tasks["ping"]),
+                    "s",
+                    "(info)",
+                    note="first host start to last host result of the one task",
+                )
+            )
+            rows.append(
+                Row(
+                    "B4",
+                    f"{size} hosts: controller configuration checks (audit_config), per host",
+                    ms(bl.median(tasks["config"])) / size,
+                    None,
+                    "ms",
+                    "(info)",
+                    note="both audit_config tasks (the playbook's first play and the role's)",
                 )
             )
             rows.append(
