@@ -401,7 +401,13 @@ def run_adhoc(
     started = time.monotonic()
     try:
         proc = subprocess.run(
-            cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=str(workdir)
+            cmd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=str(workdir),
+            check=False,  # the exit status is checked below, with the output in the message
         )
     except subprocess.TimeoutExpired:
         raise TimeoutError(f"{' '.join(cmd)} took longer than {timeout:.0f} s") from None
