@@ -15,12 +15,23 @@ When the task gives ``profile: <name>`` (a profile shipped in ``<collection>/pro
 on the controller, so mistakes are reported before anything runs on a target; the module then
 receives ``profile_data`` (the validated dict) and ``profile`` (the name, which it echoes).
 Inline ``profile_data`` is validated here too.
+
+A profile file is read and validated once per version of the file (path, inode, size,
+modification time): once per process for the ``Profile`` object, and, for the validated data
+sent to targets, once per ``ansible-playbook`` run: the first worker process that resolves it
+leaves the data as JSON in Ansible's local temporary directory of the run (private, removed
+when the run ends), and every later worker (one per host and task) reads that instead of
+parsing the YAML and validating it again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
+import tempfile
+import time
 import typing as t
 
 from ansible.plugins.action import ActionBase
@@ -76,12 +87,12 @@ def profile_path(name: str, profiles_dir: str = PROFILES_DIR) -> str:
     return path
 
 
-def resolve_profile(
+def profile_file(
     name: str,
     profiles_dir: str = PROFILES_DIR,
     find_file: t.Optional[t.Callable[[str], str]] = None,
-) -> Profile:
-    """Load and validate a profile given by shipped name or by ``.yml``/``.yaml`` path.
+) -> str:
+    """The file of a profile given by shipped name or by ``.yml``/``.yaml`` path.
 
     ``find_file`` turns a relative path into an absolute one (the action plugin passes the
     loader's ``path_dwim`` so paths are relative to the playbook or role).
@@ -94,8 +105,132 @@ def resolve_profile(
             path = find_file(path)
         if not os.path.isfile(path):
             raise SuiteError(f"profile: file '{name}' not found (looked at {path})")
-        return load_profile_file(path)
-    return load_profile_file(profile_path(name, profiles_dir))
+        return path
+    return profile_path(name, profiles_dir)
+
+
+#: Format of the run cache's files; change it when what they hold changes.
+_CACHE_FORMAT = 1
+#: Validated profiles of this process by file version (see ``_file_version``).
+_PROFILES: dict[tuple[t.Any, ...], Profile] = {}
+#: JSON of validated profile data (``Profile.to_dict()``) of this process by file version.
+_PROFILE_JSON: dict[tuple[t.Any, ...], str] = {}
+
+
+#: A file modified less than this long ago is read again on every use: a rewrite within the
+#: file system's timestamp granularity could keep size and modification time.
+_RACY_NS = 2_000_000_000
+
+
+def _file_version(path: str) -> t.Optional[tuple[t.Any, ...]]:
+    """The key of one version of a profile file: its path as given (the profile's ``source``
+    names it), device, inode, size and modification time in ns; None when the file cannot be
+    cached (missing, or modified too recently to tell two versions apart)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    if time.time_ns() - stat.st_mtime_ns < _RACY_NS:
+        return None
+    return (os.path.abspath(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def load_profile_cached(path: str) -> Profile:
+    """``load_profile_file(path)``, read and validated once per version of the file in this
+    process (a changed file is read again). The first read also leaves the validated data in
+    the run cache for ``profile_file_data`` in the other worker processes."""
+    key = _file_version(path)
+    if key is None:
+        return load_profile_file(path)  # its error names the file and the problem
+    profile = _PROFILES.get(key)
+    if profile is None:
+        profile = _PROFILES[key] = load_profile_file(path)
+        text = _PROFILE_JSON[key] = json.dumps(profile.to_dict(), separators=(",", ":"))
+        cache = _run_cache_file(key)
+        if cache is not None and not os.path.exists(cache):
+            _write_atomically(cache, text)
+    return profile
+
+
+def resolve_profile(
+    name: str,
+    profiles_dir: str = PROFILES_DIR,
+    find_file: t.Optional[t.Callable[[str], str]] = None,
+) -> Profile:
+    """Load and validate a profile given by shipped name or by ``.yml``/``.yaml`` path (once
+    per version of its file in this process; see ``profile_file`` for ``find_file``)."""
+    return load_profile_cached(profile_file(name, profiles_dir, find_file))
+
+
+def _run_cache_dir() -> t.Optional[str]:
+    """Ansible's local temporary directory of this run (created by the ``ansible-playbook``
+    process, private to its user, inherited by its workers, removed at the end), or None."""
+    try:
+        from ansible import constants as C
+
+        path = C.DEFAULT_LOCAL_TMP
+    except Exception:  # no Ansible configuration: no run cache
+        return None
+    return path if isinstance(path, str) and os.path.isdir(path) else None
+
+
+def _run_cache_file(key: tuple[t.Any, ...]) -> t.Optional[str]:
+    directory = _run_cache_dir()
+    if directory is None:
+        return None
+    digest = hashlib.sha256(repr((_CACHE_FORMAT, key)).encode()).hexdigest()[:40]
+    return os.path.join(directory, f"daemonops-profile-{digest}.json")
+
+
+def profile_file_data(path: str) -> dict[str, t.Any]:
+    """The validated data (``Profile.to_dict()``) of the profile file ``path``, a new dict on
+    each call. Read and validated once per version of the file and ``ansible-playbook`` run:
+    kept as JSON in this process and in the run's local temporary directory for the other
+    worker processes (reading it there costs well under a millisecond, parsing the YAML and
+    validating several)."""
+    key = _file_version(path)
+    if key is None:
+        return load_profile_file(path).to_dict()  # its error names the file and the problem
+    text = _PROFILE_JSON.get(key)
+    if text is None:
+        cache = _run_cache_file(key)
+        if cache is not None:
+            try:
+                with open(cache, encoding="utf-8") as handle:
+                    text = handle.read()
+                data = json.loads(text)
+            except (OSError, ValueError):
+                if os.path.exists(cache):  # unreadable or broken: replaced below
+                    _remove(cache)
+            else:
+                _PROFILE_JSON[key] = text
+                return data
+        profile = load_profile_cached(path)  # on a first read: _PROFILE_JSON and the run cache
+        text = _PROFILE_JSON.get(key)
+        if text is None:
+            text = _PROFILE_JSON[key] = json.dumps(profile.to_dict(), separators=(",", ":"))
+    return json.loads(text)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _write_atomically(path: str, text: str) -> None:
+    """Write ``path`` so that no reader sees it half written; a failure only costs the cache."""
+    try:
+        fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except OSError:
+        _remove(temporary)
 
 
 def resolve_profile_args(
@@ -112,15 +247,16 @@ def resolve_profile_args(
     new_args = dict(args)
     data = new_args.get("profile_data")
     name = new_args.get("profile")
-    profile = None
+    roles: t.Optional[t.Sequence[str]] = None
     if data is None and name:
-        profile = resolve_profile(name, profiles_dir, find_file)
-        new_args["profile_data"] = profile.to_dict()
+        new_args["profile_data"] = profile_file_data(profile_file(name, profiles_dir, find_file))
+        roles = new_args["profile_data"]["suite"]["roles"]
     elif data is not None:
         profile = load_profile(data, source=f"profile_data ({name})" if name else "profile_data")
-    if group_names is not None and profile is not None and not new_args.get("roles"):
+        roles = profile.roles
+    if group_names is not None and roles is not None and not new_args.get("roles"):
         groups = set(group_names)
-        new_args["roles"] = [role for role in profile.roles if role in groups]
+        new_args["roles"] = [role for role in roles if role in groups]
     return new_args
 
 

@@ -380,3 +380,38 @@ def run_module_json(module: str, args: dict[str, Any], workdir: Path, timeout: f
             f"{module}: no result (rc {proc.returncode}): {proc.stdout[-2000:]}"
             f"{proc.stderr[-2000:]}"
         ) from exc
+
+
+def run_adhoc(
+    module: str,
+    args: dict[str, Any],
+    inventory: Path,
+    workdir: Path,
+    pattern: str = "all",
+    timeout: float = 300,
+) -> float:
+    """Wall seconds of one ``ansible PATTERN -m MODULE -a ARGS`` run (the whole command, like
+    the playbook figures); raises when it times out or exits non-zero."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(ANSIBLE_LOCAL_TEMP=str(workdir / "local-tmp"), ANSIBLE_DEPRECATION_WARNINGS="0")
+    cmd = [str(BIN / "ansible"), pattern, "-i", str(inventory), "-m", module]
+    if args:
+        cmd += ["-a", json.dumps(args)]
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(
+            cmd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=str(workdir),
+            check=False,  # the exit status is checked below, with the output in the message
+        )
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"{' '.join(cmd)} took longer than {timeout:.0f} s") from None
+    wall = time.monotonic() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-3000:]}")
+    return wall

@@ -1,8 +1,10 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Smoke run of the benchmark harness (not a timing test): B1 and B5 at tiny sizes must produce
-numeric figures and ratios, and the load generator must really create what it is asked for.
+numeric figures and ratios, the load generator must really create what it is asked for, the
+baselines of B2/B3 must really check (fail on a killed daemon, a wrong port or count, a missing
+client), and the goal table must list every goal of issue #17.
 
-Run: ``. scripts/env.sh && python -m pytest tests/bench/test_bench_smoke.py -q`` (about 30 s).
+Run: ``. scripts/env.sh && python -m pytest tests/bench/test_bench_smoke.py -q`` (about 35 s).
 """
 
 from __future__ import annotations
@@ -64,10 +66,59 @@ def test_b1_tiny_produces_figures(opts: run.Options) -> None:
 
 def test_b5_produces_figures(opts: run.Options) -> None:
     rows = run.bench_b5(opts, conns=0)
-    assert_numeric(rows[:2], "B5", 2)
-    cpu, rss, fixed = rows
-    assert fixed.ours is not None and fixed.ours > 0
-    assert cpu.unit == "ms" and rss.unit == "MB"
+    cpu_vs_ping, cpu_vs_lpf, rss = rows
+    assert_numeric([cpu_vs_ping, rss], "B5", 2)
+    assert cpu_vs_ping.goal_id == "G5" and cpu_vs_ping.rule == ("minus<=", 20.0)
+    assert cpu_vs_ping.unit == "ms" and rss.unit == "MB"
+    assert cpu_vs_lpf.ours == cpu_vs_ping.ours and cpu_vs_lpf.baseline is not None
+    assert cpu_vs_lpf.baseline > 0
+
+
+def test_compact_shell_check_really_checks(tmp_path: Path) -> None:
+    """The B2 baseline passes on the healthy sesam host and fails, naming the daemon, when a
+    port is wrong, a count is wrong or a daemon is killed."""
+    bl.setup_env()
+    with bl.SesamHost(tmp_path / "host", marker="smoke") as host:
+        plays = run.HostPlays(host, tmp_path / "plays")
+        run.check_compact(host, plays)  # healthy passes; wrong port and wrong count fail
+        assert plays.run("compact").rc == 0
+        assert host.tree is not None
+        host.tree.kill("sm_passd")
+        killed = plays.run("compact", check_rc=False)
+        assert killed.rc != 0
+        assert "passd: 0 processes, want 1..1" in killed.output
+
+
+def test_ss_count_really_counts(tmp_path: Path) -> None:
+    bl.setup_env()
+    with bl.SesamHost(tmp_path / "host", marker="smoke-ss") as host:
+        plays = run.HostPlays(host, tmp_path / "plays")
+        with bl.LoadGen(conns=7, connect=host.ports["rmi"][0]):
+            assert run.established_to(host.ports["rmi"][0]) == 7
+            run.check_ss_count(plays, host, 7)  # passes at 7, fails when asked for 8
+        with pytest.raises(RuntimeError, match="fewer than the 7 clients"):
+            run.check_ss_count(plays, host, 7)  # the clients are gone
+
+
+def test_goal_table_prints_every_goal(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [
+        run.Row("B2", "a", 900.0, 1000.0, "ms", "<= 1.0x", ("ratio<=", 1.0), goal_id="G1"),
+        run.Row("B5", "b", 260.0, 230.0, "ms", "<= +20", ("minus<=", 20.0), goal_id="G5"),
+        run.Row("B3", "c", 9.5, None, "us", "<= 8 us", ("ours<=", 8.0), goal_id="G6"),
+    ]
+    run.print_goals(rows)
+    lines = capsys.readouterr().out.splitlines()
+    for goal_id, what, bench in run.GOALS:
+        line = next((x for x in lines if x.startswith(goal_id + " ")), None)
+        assert line is not None, (goal_id, lines)
+        assert what in line
+        if goal_id not in ("G1", "G5", "G6"):
+            assert f"not measured (run {bench})" in line
+    by_id = {x.split()[0]: x for x in lines if x[:1] == "G" and x[1:2].isdigit()}
+    assert "0.900x (900 vs 1000 ms)" in by_id["G1"] and by_id["G1"].endswith("met")
+    assert "+30.0 ms (260 vs 230)" in by_id["G5"] and by_id["G5"].endswith("MISSED")
+    assert "9.5 us" in by_id["G6"] and by_id["G6"].endswith("MISSED")
+    assert {g[0] for g in run.GOALS} == {f"G{i}" for i in range(1, 8)}
 
 
 def test_table_prints_every_row(capsys: pytest.CaptureFixture[str]) -> None:
