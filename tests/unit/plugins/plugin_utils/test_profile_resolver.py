@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
     load_profile_file,
 )
 from ansible_collections.daemonops.suite.plugins.plugin_utils import profile_resolver as pr
