@@ -292,3 +292,67 @@ def test_direct_socket_scan_equals_psutil():
             child.wait(timeout=10)
             if child.stdout is not None:
                 child.stdout.close()
+
+
+def test_connections_of_a_port_held_by_its_daemon_are_not_looked_up():
+    """``accepting_pids``: a port whose every listener is held by the expected processes has
+    its connections taken as theirs (pid None, not looked up), the same peers as a full scan;
+    an accepted socket passed on to another process (the one case where that differs) is then
+    counted too. A port with a listener held by another process is looked up as before."""
+    srv = free_listener(socket.AF_INET, "127.0.0.1")
+    other = free_listener(socket.AF_INET, "127.0.0.1")
+    port, other_port = srv.getsockname()[1], other.getsockname()[1]
+    children: list[subprocess.Popen] = []
+    accepted: list[socket.socket] = []
+    try:
+        client = subprocess.Popen(
+            [sys.executable, "-c", CLIENT, *[f"127.0.0.1,{p}" for p in (port, port, other_port)]],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        children.append(client)
+        assert client.stdout is not None
+        client_ports = [int(word) for word in client.stdout.readline().split()]
+        accepted = [srv.accept()[0], srv.accept()[0], other.accept()[0]]
+        # the second accepted socket is passed to another process and closed here
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLDER],
+            pass_fds=[accepted[1].fileno()],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        children.append(holder)
+        wait_ready(holder)
+        kept_peer, passed_peer = (f"127.0.0.1:{s.getpeername()[1]}" for s in accepted[:2])
+        accepted.pop(1).close()
+
+        mine = [os.getpid()]
+        full = SocketTable.scan(ports=[port, other_port], owner_pids=mine)
+        fast = SocketTable.scan(
+            ports=[port, other_port],
+            owner_pids=mine,
+            accepting_pids={port: mine, other_port: [holder.pid]},
+        )
+        peers = sorted(f"127.0.0.1:{p}" for p in client_ports[:2])
+        assert full.peers(port) == fast.peers(port) == peers
+        assert sorted((c.peer, c.pid) for c in full.established(port)) == sorted(
+            [(kept_peer, os.getpid()), (passed_peer, holder.pid)]
+        )
+        assert {c.pid for c in fast.established(port)} == {None}  # not looked up
+        assert fast.listeners(port) == full.listeners(port)
+        # other_port's listener is held by this process, not by the one expected: looked up
+        assert fast.established(other_port) == full.established(other_port)
+        assert [c.pid for c in fast.established(other_port)] == [os.getpid()]
+    finally:
+        for sock in [*accepted, srv, other]:
+            sock.close()
+        for child in children:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            child.wait(timeout=10)
+            if child.stdout is not None:
+                child.stdout.close()

@@ -7,8 +7,9 @@ each port listening *and owned by the daemon*, connected clients with their peer
 probes and the daemon's PID record. Both scans are narrowed to what the check asks: the process
 table reads every command line but the rest of a process only when it is looked up
 (``ProcessTable.scan_named``); the socket table keeps the daemons' ports only, looks for their
-owners among the matched daemons' processes first, and decodes peer addresses only for the peers
-listed (at most ``peers_limit`` per port). The result has the shape documented in docs/internals.md
+owners among the matched daemons' processes first, takes the connections of a port whose every
+listener the port's daemon holds as accepted by it (their owners are not looked up), and decodes
+peer addresses only for the peers listed (at most ``peers_limit`` per port). The result has the shape documented in docs/internals.md
 ("The health_info result").
 """
 
@@ -163,9 +164,17 @@ class HealthChecker:
         self._ident = identity.Identifier(procs, all_daemons, self.instance)
         socks = self.socket_table
         if socks is None:
+            # a connection on a port every listener of which the port's daemon holds was
+            # accepted by that daemon: counted as its client without looking up its owner
+            accepting: dict[int, set[int]] = {}
+            for daemon in daemons:
+                pids = {p.pid for p in self.matched(daemon, procs)}
+                for port in daemon.ports:
+                    accepting.setdefault(port.port, set()).update(pids)
             socks = SocketTable.scan(
-                ports={port.port for daemon in daemons for port in daemon.ports},
+                ports=set(accepting),
                 owner_pids={p.pid for daemon in daemons for p in self.matched(daemon, procs)},
+                accepting_pids=accepting,
             )
         records = self._pid_records(profile, daemons, all_daemons, procs)
 

@@ -15,7 +15,9 @@ those sockets are found through ``/proc/PID/fd``. The result is what
 A caller that only needs some ports (a health check: the profile's ports) passes ``ports``: the
 lines of other ports are skipped by the same expression, and ``owner_pids`` (the processes
 expected to hold those sockets, the matched daemons) are searched first for the socket owners, so
-the fds of every other process are only read when a socket is held by none of them. Peer
+the fds of every other process are only read when a socket is held by none of them; with
+``accepting_pids`` the connections of a port whose listeners those processes hold are not looked
+up at all (``owners_of_selected``). Peer
 addresses are decoded only when asked for (``Connection.peer``); ``Connection.peer_key`` tells
 peers apart without decoding.
 
@@ -40,7 +42,7 @@ import struct
 import sys
 import tempfile
 from collections import namedtuple
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,9 +201,12 @@ def hex_port(port: int) -> str:
 
 
 # One line of /proc/net/tcp*: "sl: local rem st tx:rx tr:when retrnsmt uid timeout inode ...";
-# groups: local address, local port, remote address, state, inode.
+# groups: local address, local port, remote address, state, inode. The match starts at the
+# ": " after the line number, the only ": " of a line: a pattern anchored with "^" under
+# re.MULTILINE is tried at every character of the text and costs 4 times as much.
 _LINE = (
-    r"^ *\d+: ([0-9A-F]+:({ports})) ([0-9A-F]+:[0-9A-F]+) ({states}) \S+ \S+ \S+ +\d+ +\d+ (\d+)"
+    r": ([0-9A-F]+:({ports})) ([0-9A-F]+:[0-9A-F]+) ({states})"
+    r" [^ \n]+ [^ \n]+ [^ \n]+ +\d+ +\d+ (\d+)"
 )
 _ANY_PORT = "[0-9A-F]{4}"
 
@@ -209,7 +214,7 @@ _ANY_PORT = "[0-9A-F]{4}"
 def _line_regex(ports: Collection[int] | None) -> re.Pattern[str]:
     wanted = _ANY_PORT if ports is None else "|".join(sorted({hex_port(p) for p in ports}))
     return re.compile(
-        _LINE.format(ports=wanted or "(?!)", states=f"{HEX_LISTEN}|{HEX_ESTABLISHED}"), re.M
+        _LINE.format(ports=wanted or "(?!)", states=f"{HEX_LISTEN}|{HEX_ESTABLISHED}")
     )
 
 
@@ -274,6 +279,43 @@ def socket_owners(
     return owners
 
 
+def owners_of_selected(
+    selected: list[tuple[int, str, str, str, str]],
+    proc: str = PROC,
+    first: Iterable[int] = (),
+    accepting_pids: Mapping[int, Collection[int]] | None = None,
+) -> dict[str, int]:
+    """``socket_owners`` of the ``select_server_sockets`` lines, except the ESTABLISHED sockets
+    of the ports of ``accepting_pids`` whose every listener is held by one of that port's pids:
+    those were accepted by such a listener, so they are taken as held by those processes and
+    not looked up (no owner: ``pid`` None). Finding who holds each accepted socket means reading
+    every fd of the daemon (one ``readlink`` per connection); this reads the port's processes'
+    fds only up to their listeners (a listener held by several of them goes to the highest pid,
+    as in ``socket_owners``). A port with a listener held by another process, or by none that
+    can be seen, or with no listener, has all its sockets looked up as before."""
+    if not accepting_pids:
+        return socket_owners((entry[4] for entry in selected), proc, first)
+    by_port: dict[str, dict[str, str]] = {}
+    for _family, local, _remote, state, inode in selected:
+        if state == HEX_LISTEN and inode != "0":
+            by_port.setdefault(local[-4:], {})[f"socket:[{inode}]"] = inode
+    owners: dict[str, int] = {}
+    trusted: set[str] = set()
+    for port, pids in accepting_pids.items():
+        wanted = by_port.get(hex_port(port))
+        if wanted:
+            _owners_among(sorted(set(pids), reverse=True), wanted, owners, proc)
+            if not wanted:
+                trusted.add(hex_port(port))
+    rest = [
+        entry[4]
+        for entry in selected
+        if entry[4] not in owners and (entry[3] == HEX_LISTEN or entry[1][-4:] not in trusted)
+    ]
+    owners.update(socket_owners(rest, proc, first))
+    return owners
+
+
 def _owners_among(
     pids: Iterable[int], wanted: dict[str, str], owners: dict[str, int], proc: str
 ) -> None:
@@ -284,15 +326,18 @@ def _owners_among(
             dir_fd = os.open(f"{proc}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             continue
-        try:
-            for fd in os.listdir(dir_fd):
-                try:
-                    target = readlink(fd, dir_fd=dir_fd)
-                except OSError:
-                    continue
-                inode = wanted.pop(target, None)
-                if inode is not None:
-                    owners[inode] = pid
+        try:  # listed lazily: the fds after the last one wanted are not even listed
+            with os.scandir(dir_fd) as entries:
+                for entry in entries:
+                    try:
+                        target = readlink(entry.name, dir_fd=dir_fd)
+                    except OSError:
+                        continue
+                    inode = wanted.pop(target, None)
+                    if inode is not None:
+                        owners[inode] = pid
+                        if not wanted:  # a daemon may hold thousands of fds after its listener
+                            break
         except OSError:
             pass
         finally:
@@ -354,7 +399,8 @@ class Listener:
 class Connection:
     """A server-side ESTABLISHED connection: ``port`` (the local, server port), ``address`` (local
     address), ``peer`` (``"ip:port"`` / ``"[ip6]:port"``), ``family`` (ipv4 | ipv6), ``pid``
-    (None when the owner cannot be seen).
+    (None when the owner cannot be seen, or was not looked up: ``SocketTable.scan``'s
+    ``accepting_pids``).
 
     Read from ``/proc/net/tcp*`` it keeps the addresses as the kernel prints them and decodes
     them on first use; ``peer_key`` tells peers apart without decoding."""
@@ -433,6 +479,7 @@ class SocketTable:
         ports: Collection[int] | None = None,
         owner_pids: Iterable[int] = (),
         keep_unlistened: bool = False,
+        accepting_pids: Mapping[int, Collection[int]] | None = None,
     ) -> SocketTable:
         """Read the TCP sockets once. ``use_procfs``: None (default) reads ``/proc/net/tcp*``
         directly and falls back to psutil when that cannot be read; False forces psutil.
@@ -442,7 +489,12 @@ class SocketTable:
         ports). ``owner_pids``: the processes searched first for the sockets' owners (see
         ``socket_owners``); the result is the same, only faster when they hold the sockets.
         ``keep_unlistened``: the ESTABLISHED connections of ``ports`` are kept even when nothing
-        listens on them (an accepted connection outlives its listener; cluster_data counts it)."""
+        listens on them (an accepted connection outlives its listener; cluster_data counts it).
+
+        ``accepting_pids``: for some ports, the processes expected to hold their listeners (a
+        health check: each port's daemon). When every listener of such a port is held by one of
+        them, its connections are taken as accepted by them: their owners are not looked up and
+        their ``pid`` is None (see ``owners_of_selected``)."""
         if use_procfs is None or use_procfs:
             try:
                 tables = read_tcp_tables(PROC)
@@ -451,7 +503,7 @@ class SocketTable:
                     raise
             else:
                 selected = select_server_sockets(tables, ports, keep_unlistened)
-                owners = socket_owners((entry[4] for entry in selected), PROC, owner_pids)
+                owners = owners_of_selected(selected, PROC, owner_pids, accepting_pids)
                 return cls.from_proc(selected, owners, probes=registered_probes())
         table = cls._scan_psutil(ports if keep_unlistened else ())
         if ports is not None:

@@ -14,6 +14,7 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite import sock
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import (
     SocketTable,
     decode_address,
+    owners_of_selected,
     scan_proc_net,
     select_server_sockets,
     socket_owners,
@@ -244,3 +245,60 @@ def test_narrowed_scan_decodes_peers_only_when_asked(tmp_path, monkeypatch):
         "ipv4",
         300,
     )
+
+
+def test_select_reads_wide_columns_and_skips_other_states():
+    """Line numbers past 9999, a wide uid and inode, IPv6 addresses, and the states that are
+    neither LISTEN nor ESTABLISHED (TIME_WAIT 06) on a wanted port."""
+    wide = (
+        f"10000: {hex4('0.0.0.0', 11401)} {hex4('0.0.0.0', 0)} 0A 00000000:00000000"
+        " 00:00000000 00000000 1000000        0 123456789012 1 0000000000000000 100 0 0 10 0\n"
+    )
+    tcp = [
+        wide,
+        line(10001, hex4("127.0.0.1", 11401), hex4("127.0.0.1", 50000), "06", 7),
+        line(10002, hex4("127.0.0.1", 11401), hex4("127.0.0.1", 50001), "01", 8),
+    ]
+    tcp6 = [line(0, hex6("::1", 11401), hex6("::1", 50002), "01", 9)]
+    selected = select_server_sockets([(V4, HEADER + "".join(tcp)), (V6, HEADER + "".join(tcp6))])
+    assert [(family, state, inode) for family, _l, _r, state, inode in selected] == [
+        (V4, "0A", "123456789012"),
+        (V4, "01", "8"),
+        (V6, "01", "9"),
+    ]
+
+
+def fake_fds(proc: Path, holders: dict[int, list[str]]) -> None:
+    for pid, links in holders.items():
+        fd_dir = proc / str(pid) / "fd"
+        fd_dir.mkdir(parents=True)
+        for fd, target in enumerate(links):
+            (fd_dir / str(fd)).symlink_to(target)
+
+
+def test_owners_of_connections_on_a_port_held_by_its_daemon_are_not_looked_up(tmp_path):
+    proc = tmp_path / "proc"
+    fake_fds(
+        proc,
+        {
+            300: ["socket:[100]", "socket:[103]", "socket:[104]"],  # the daemon
+            400: ["socket:[101]"],  # an accepted socket of port 11401 passed to another process
+            500: ["socket:[102]"],  # the listener of port 2222, not the daemon's
+        },
+    )
+    selected = [
+        (V4, hex4("0.0.0.0", 11401), hex4("0.0.0.0", 0), "0A", "100"),
+        (V4, hex4("0.0.0.0", 2222), hex4("0.0.0.0", 0), "0A", "102"),
+        (V4, hex4("127.0.0.1", 11401), hex4("127.0.0.1", 50000), "01", "101"),
+        (V4, hex4("127.0.0.1", 2222), hex4("127.0.0.1", 50001), "01", "103"),
+        (V4, hex4("127.0.0.1", 3333), hex4("127.0.0.1", 50002), "01", "104"),  # no listener
+    ]
+    everything = {"100": 300, "101": 400, "102": 500, "103": 300, "104": 300}
+    assert owners_of_selected(selected, str(proc), [300]) == everything
+    accepting = {11401: [300], 2222: [300], 3333: [300]}
+    owners = owners_of_selected(selected, str(proc), [300], accepting)
+    # 11401: every listener is the daemon's, its connection is not looked up; 2222's listener
+    # is another process's and 3333 has none: looked up as before
+    assert owners == {key: pid for key, pid in everything.items() if key != "101"}
+    # a listener nobody can be seen holding: its connections are looked up
+    assert owners_of_selected(selected, str(proc), [300], {11401: [999]}) == everything
