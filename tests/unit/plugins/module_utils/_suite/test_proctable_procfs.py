@@ -15,6 +15,7 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable i
     ProcInfo,
     clean_exe_link,
     extend_name,
+    joined_cmdline,
     parse_cmdline,
     parse_real_uid,
     parse_stat,
@@ -72,6 +73,8 @@ def test_parse_stat_real_kernel_line():
 )
 def test_parse_cmdline_like_psutil(raw, expected):
     assert parse_cmdline(raw) == expected
+    # what the daemons' regexes read: the same arguments joined with spaces
+    assert joined_cmdline(raw) == " ".join(expected)
 
 
 def test_parse_real_uid_takes_the_real_uid():
@@ -260,3 +263,12 @@ def test_named_scan_reads_command_lines_and_the_rest_only_when_looked_up(fake_pr
     # a question about every process reads them all, and answers like the full scan
     assert named.children(1) == full.children(1)
     assert sorted(p.pid for p in named) == sorted(p.pid for p in full) and len(named) == len(full)
+
+
+@pytest.mark.parametrize("size", [0, 10, proctable._READ_SIZE, 2 * proctable._READ_SIZE + 7])
+def test_read_returns_the_whole_file(tmp_path, size):
+    """A read shorter than asked ends the file; a full one is followed by more reads."""
+    path = tmp_path / "data"
+    data = bytes(i % 251 for i in range(size))
+    path.write_bytes(data)
+    assert proctable._read(str(path)) == data
