@@ -296,14 +296,18 @@ def owners_of_selected(
     if not accepting_pids:
         return socket_owners((entry[4] for entry in selected), proc, first)
     by_port: dict[str, dict[str, str]] = {}
+    no_inode: set[str] = set()  # ports with a listener no process can be found for
     for _family, local, _remote, state, inode in selected:
-        if state == HEX_LISTEN and inode != "0":
-            by_port.setdefault(local[-4:], {})[f"socket:[{inode}]"] = inode
+        if state == HEX_LISTEN:
+            if inode == "0":
+                no_inode.add(local[-4:])
+            else:
+                by_port.setdefault(local[-4:], {})[f"socket:[{inode}]"] = inode
     owners: dict[str, int] = {}
     trusted: set[str] = set()
     for port, pids in accepting_pids.items():
         wanted = by_port.get(hex_port(port))
-        if wanted:
+        if wanted and hex_port(port) not in no_inode:
             _owners_among(sorted(set(pids), reverse=True), wanted, owners, proc)
             if not wanted:
                 trusted.add(hex_port(port))
@@ -494,7 +498,8 @@ class SocketTable:
         ``accepting_pids``: for some ports, the processes expected to hold their listeners (a
         health check: each port's daemon). When every listener of such a port is held by one of
         them, its connections are taken as accepted by them: their owners are not looked up and
-        their ``pid`` is None (see ``owners_of_selected``)."""
+        their ``pid`` is None (see ``owners_of_selected``; psutil, where ``/proc/net/tcp`` cannot
+        be read, finds every owner)."""
         if use_procfs is None or use_procfs:
             try:
                 tables = read_tcp_tables(PROC)

@@ -302,3 +302,6 @@ def test_owners_of_connections_on_a_port_held_by_its_daemon_are_not_looked_up(tm
     assert owners == {key: pid for key, pid in everything.items() if key != "101"}
     # a listener nobody can be seen holding: its connections are looked up
     assert owners_of_selected(selected, str(proc), [300], {11401: [999]}) == everything
+    # nor a port with a second listener of no inode (no process can be found for it)
+    orphan = (V6, hex6("::", 11401), hex6("::", 0), "0A", "0")
+    assert owners_of_selected([orphan, *selected], str(proc), [300], accepting) == everything
