@@ -28,7 +28,10 @@ from ansible.utils.vars import merge_hash
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.deploy import validate_deploy
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import Profile
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
+    COMPACT_OPTION,
+    Profile,
+)
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
     load_profile,
     load_profile_file,
@@ -106,10 +109,15 @@ def resolve_profile_args(
 ) -> dict[str, t.Any]:
     """Module args with ``profile_data`` filled in from ``profile`` (validated either way).
 
+    The validated profile goes to the module in compact form too, as ``_profile``
+    (``profile.COMPACT_OPTION``), so the module need not validate it again; that option is
+    always set here (a value the task gives is replaced, or dropped when there is no profile).
+
     With ``group_names`` (the host's inventory groups) and no ``roles`` in ``args``, ``roles``
     becomes the host's groups that are roles of the suite, in the suite's order.
     """
     new_args = dict(args)
+    new_args.pop(COMPACT_OPTION, None)
     data = new_args.get("profile_data")
     name = new_args.get("profile")
     profile = None
@@ -118,6 +126,8 @@ def resolve_profile_args(
         new_args["profile_data"] = profile.to_dict()
     elif data is not None:
         profile = load_profile(data, source=f"profile_data ({name})" if name else "profile_data")
+    if profile is not None:
+        new_args[COMPACT_OPTION] = profile.to_compact()
     if group_names is not None and profile is not None and not new_args.get("roles"):
         groups = set(group_names)
         new_args["roles"] = [role for role in profile.roles if role in groups]
