@@ -158,6 +158,9 @@ class SuiteActionModule(ActionBase):
         except SuiteError as exc:
             result.update(failed=True, changed=False, msg=str(exc))
             return result
+        if module_args.get("profile") and COMPACT_OPTION in module_args:
+            # the module builds the profile from _profile; the data would only be sent twice
+            module_args.pop("profile_data", None)
         wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
         result = merge_hash(
             result,

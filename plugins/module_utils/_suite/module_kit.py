@@ -102,16 +102,21 @@ def profile_from_params(params: t.Mapping[str, t.Any], apply_ini: bool = True) -
     """The validated Profile for a module's params.
 
     ``profile_data`` is what the action plugin sends after resolving ``profile: <name>`` on the
-    controller (or what the user passed inline); the action plugin sends the validated profile
-    in ``_profile`` (compact form) too, which is then used instead, without validating again. With ``apply_ini`` (default), the suite INI
-    (``config_file`` option, else ``suite.config_file``) overrides daemons' ``enabled`` and
-    ports. Accepts an AnsibleModule too (its ``params`` are used).
+    controller (or what the user passed inline). The action plugin sends the profile it
+    validated in ``_profile`` (compact form) instead, and leaves ``profile_data`` out when the
+    task names the profile; that profile is used without validating it again. With
+    ``apply_ini`` (default), the suite INI (``config_file`` option, else ``suite.config_file``)
+    overrides daemons' ``enabled`` and ports. Accepts an AnsibleModule too (its ``params`` are
+    used).
     """
     if hasattr(params, "params") and not isinstance(params, dict):
         params = params.params  # an AnsibleModule
     data = params.get("profile_data")
     name = params.get("profile")
-    if data is None:
+    compact = params.get(COMPACT_OPTION)
+    if compact is not None:
+        profile = Profile.from_compact(compact)
+    elif data is None:
         if name:
             raise ProfileError(
                 f"profile '{name}' must be resolved on the controller, but this module ran "
@@ -119,9 +124,6 @@ def profile_from_params(params: t.Mapping[str, t.Any], apply_ini: bool = True) -
                 "the collection's action plugin loads the profile, or pass profile_data"
             )
         raise ProfileError("one of the options profile or profile_data is required")
-    compact = params.get(COMPACT_OPTION)
-    if compact is not None:
-        profile = Profile.from_compact(compact)
     else:
         from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
             load_profile,
