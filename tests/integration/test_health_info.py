@@ -11,21 +11,25 @@ counted. Several cases run the real module through ``ansible``/``ansible-playboo
 
 from __future__ import annotations
 
+import base64
 import copy
+import io
 import os
+import re
 import signal
 import socket
 import sqlite3
 import subprocess
 import time
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 from impersonate import Proc
-from modrun import run_module_file, shipped_profile
+from modrun import run_adhoc, run_module_file, shipped_profile
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.health import HealthChecker
@@ -611,6 +615,33 @@ def test_a_compact_profile_injected_by_the_play_is_replaced_by_the_action_plugin
     direct = run_module_file(TOP / "plugins" / "modules" / "health_info.py", args, tmp_path)
     assert direct.get("failed") is not True, direct.get("msg")
     assert direct["status"] == "FAILURE" and "stpd offline" in direct["msg"], direct["msg"]
+
+
+def test_the_payload_ships_no_controller_only_code(tmp_path):
+    """What Ansible sends to the target for health_info (kept with ANSIBLE_KEEP_REMOTE_FILES):
+    the validator for the fallback, but not the deploy validator nor the config module's code."""
+    env = dict(
+        os.environ,
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        ANSIBLE_STDOUT_CALLBACK="json",
+        ANSIBLE_KEEP_REMOTE_FILES="1",
+        ANSIBLE_REMOTE_TMP=str(tmp_path / "remote"),
+    )
+    result = run_adhoc(
+        "daemonops.suite.health_info", {"profile": "refsuite", "roles": ["server"]}, env=env
+    )
+    assert result.get("failed") is not True, result.get("msg")
+    payloads = list((tmp_path / "remote").rglob("AnsiballZ_health_info.py"))
+    assert len(payloads) == 1, payloads
+    text = payloads[0].read_text()
+    data = base64.b64decode(re.search(r"^zip_data='([^']*)'", text, re.M).group(1))
+    names = {
+        name.rsplit("/", 1)[-1]
+        for name in zipfile.ZipFile(io.BytesIO(data)).namelist()
+        if "/module_utils/_suite/" in name
+    }
+    assert {"health.py", "module_kit.py", "profile.py", "profile_schema.py"} <= names, names
+    assert not names & {"deploy.py", "ini_config.py"}, names
 
 
 def test_a_container_process_is_not_this_hosts_daemon(tmp_path):
