@@ -183,7 +183,10 @@ def modules_page() -> str:
     merged = _ansible_doc_json([p.stem for p in paths])
     for path in paths:
         doc = merged.get(path.stem) or _module_doc(path) or {}
-        options = ", ".join(f"`{o}`" for o in sorted(doc.get("options") or {}))
+        # internal options (``_profile``, set by the action plugin) are not for users
+        options = ", ".join(
+            f"`{o}`" for o in sorted(doc.get("options") or {}) if not o.startswith("_")
+        )
         out.append(
             f"| `{FQCN}.{path.stem}` | {_text(doc.get('short_description'))} | {options} "
             f"| `ansible-doc {FQCN}.{path.stem}` |"

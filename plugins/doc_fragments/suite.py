@@ -47,6 +47,13 @@ options:
       - Defaults to C(suite.config_file) of the profile. A missing file leaves the profile as it
         is; a file that cannot be parsed is an error naming the file and line.
     type: path
+  _profile:
+    description:
+      - Internal, do not set it. The collection's action plugin sends in it the profile it has
+        validated on the controller (from O(profile) or O(profile_data)), so the module does not
+        validate it again; the action plugin always replaces a value given in the task.
+      - Without it (the module run another way) O(profile_data) is validated completely.
+    type: dict
 """
 
     # For *_info modules: read-only.

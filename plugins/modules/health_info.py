@@ -343,15 +343,16 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.module_kit 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_facts import (  # noqa: E402
     suite_facts,
 )
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_ini import (  # noqa: E402
-    with_pid_store_path,
-)
 
 
 def run(module: AnsibleModule) -> dict[str, t.Any]:
     params = module.params
     profile = profile_from_params(params, apply_ini=False)
     if params["pid_store_path"]:
+        from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_ini import (
+            with_pid_store_path,
+        )
+
         profile = with_pid_store_path(profile, params["pid_store_path"])
     checker = HealthChecker(
         profile,

@@ -39,7 +39,10 @@ from ansible.utils.vars import merge_hash
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.deploy import validate_deploy
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import Profile
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
+    COMPACT_OPTION,
+    Profile,
+)
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
     load_profile,
     load_profile_file,
@@ -110,10 +113,11 @@ def profile_file(
 
 
 #: Format of the run cache's files; change it when what they hold changes.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 #: Validated profiles of this process by file version (see ``_file_version``).
 _PROFILES: dict[tuple[t.Any, ...], Profile] = {}
-#: JSON of validated profile data (``Profile.to_dict()``) of this process by file version.
+#: JSON of a validated profile's two forms, ``{"data": Profile.to_dict(), "compact":
+#: Profile.to_compact()}``, of this process by file version.
 _PROFILE_JSON: dict[tuple[t.Any, ...], str] = {}
 
 
@@ -145,7 +149,7 @@ def load_profile_cached(path: str) -> Profile:
     profile = _PROFILES.get(key)
     if profile is None:
         profile = _PROFILES[key] = load_profile_file(path)
-        text = _PROFILE_JSON[key] = json.dumps(profile.to_dict(), separators=(",", ":"))
+        text = _PROFILE_JSON[key] = _forms_json(profile)
         cache = _run_cache_file(key)
         if cache is not None and not os.path.exists(cache):
             _write_atomically(cache, text)
@@ -182,15 +186,26 @@ def _run_cache_file(key: tuple[t.Any, ...]) -> t.Optional[str]:
     return os.path.join(directory, f"daemonops-profile-{digest}.json")
 
 
+def _forms_json(profile: Profile) -> str:
+    forms = {"data": profile.to_dict(), "compact": profile.to_compact()}
+    return json.dumps(forms, separators=(",", ":"))
+
+
 def profile_file_data(path: str) -> dict[str, t.Any]:
-    """The validated data (``Profile.to_dict()``) of the profile file ``path``, a new dict on
-    each call. Read and validated once per version of the file and ``ansible-playbook`` run:
-    kept as JSON in this process and in the run's local temporary directory for the other
-    worker processes (reading it there costs well under a millisecond, parsing the YAML and
-    validating several)."""
+    """The validated data (``Profile.to_dict()``) of the profile file ``path`` (see
+    ``profile_file_forms``)."""
+    return profile_file_forms(path)["data"]
+
+
+def profile_file_forms(path: str) -> dict[str, t.Any]:
+    """``{"data": Profile.to_dict(), "compact": Profile.to_compact()}`` of the validated
+    profile file ``path``, new dicts on each call. Read and validated once per version of the
+    file and ``ansible-playbook`` run: kept as JSON in this process and in the run's local
+    temporary directory for the other worker processes (reading it there costs well under a
+    millisecond, parsing the YAML and validating several)."""
     key = _file_version(path)
     if key is None:
-        return load_profile_file(path).to_dict()  # its error names the file and the problem
+        return json.loads(_forms_json(load_profile_file(path)))  # errors name the file
     text = _PROFILE_JSON.get(key)
     if text is None:
         cache = _run_cache_file(key)
@@ -199,6 +214,8 @@ def profile_file_data(path: str) -> dict[str, t.Any]:
                 with open(cache, encoding="utf-8") as handle:
                     text = handle.read()
                 data = json.loads(text)
+                if not isinstance(data, dict) or not {"data", "compact"} <= data.keys():
+                    raise ValueError("not the two forms of a profile")
             except (OSError, ValueError):
                 if os.path.exists(cache):  # unreadable or broken: replaced below
                     _remove(cache)
@@ -208,7 +225,7 @@ def profile_file_data(path: str) -> dict[str, t.Any]:
         profile = load_profile_cached(path)  # on a first read: _PROFILE_JSON and the run cache
         text = _PROFILE_JSON.get(key)
         if text is None:
-            text = _PROFILE_JSON[key] = json.dumps(profile.to_dict(), separators=(",", ":"))
+            text = _PROFILE_JSON[key] = _forms_json(profile)
     return json.loads(text)
 
 
@@ -241,20 +258,28 @@ def resolve_profile_args(
 ) -> dict[str, t.Any]:
     """Module args with ``profile_data`` filled in from ``profile`` (validated either way).
 
+    The validated profile goes to the module in compact form too, as ``_profile``
+    (``profile.COMPACT_OPTION``), so the module need not validate it again; that option is
+    always set here (a value the task gives is replaced, or dropped when there is no profile).
+
     With ``group_names`` (the host's inventory groups) and no ``roles`` in ``args``, ``roles``
     becomes the host's groups that are roles of the suite, in the suite's order.
     """
     new_args = dict(args)
+    new_args.pop(COMPACT_OPTION, None)
     data = new_args.get("profile_data")
     name = new_args.get("profile")
-    roles: t.Optional[t.Sequence[str]] = None
+    roles: t.Sequence[str] = ()
     if data is None and name:
-        new_args["profile_data"] = profile_file_data(profile_file(name, profiles_dir, find_file))
-        roles = new_args["profile_data"]["suite"]["roles"]
+        forms = profile_file_forms(profile_file(name, profiles_dir, find_file))
+        new_args["profile_data"] = forms["data"]
+        new_args[COMPACT_OPTION] = forms["compact"]
+        roles = forms["data"]["suite"]["roles"]
     elif data is not None:
         profile = load_profile(data, source=f"profile_data ({name})" if name else "profile_data")
+        new_args[COMPACT_OPTION] = profile.to_compact()
         roles = profile.roles
-    if group_names is not None and roles is not None and not new_args.get("roles"):
+    if group_names is not None and new_args.get(COMPACT_OPTION) and not new_args.get("roles"):
         groups = set(group_names)
         new_args["roles"] = [role for role in roles if role in groups]
     return new_args
@@ -284,6 +309,9 @@ class SuiteActionModule(ActionBase):
         except SuiteError as exc:
             result.update(failed=True, changed=False, msg=str(exc))
             return result
+        if module_args.get("profile") and COMPACT_OPTION in module_args:
+            # the module builds the profile from _profile; the data would only be sent twice
+            module_args.pop("profile_data", None)
         wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
         result = merge_hash(
             result,

@@ -11,21 +11,25 @@ counted. Several cases run the real module through ``ansible``/``ansible-playboo
 
 from __future__ import annotations
 
+import base64
 import copy
+import io
 import os
+import re
 import signal
 import socket
 import sqlite3
 import subprocess
 import time
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 from impersonate import Proc
-from modrun import shipped_profile
+from modrun import run_adhoc, run_module_file, shipped_profile
 
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import SuiteError
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.health import HealthChecker
@@ -586,6 +590,58 @@ def test_roles_default_to_the_hosts_inventory_groups(refsuite, ansible_module):
     assert result.get("failed") is not True, result.get("msg")
     assert result["roles"] == ["server"]
     assert result["status"] == "SUCCESS", result["msg"]
+
+
+def test_a_compact_profile_injected_by_the_play_is_replaced_by_the_action_plugins(
+    refsuite, ansible_module, tmp_path
+):
+    """The module trusts ``_profile`` without validating it, so only the action plugin may set
+    it: a value in the task (here the same suite with stpd matching nothing, which would make
+    stpd offline) is replaced by the profile the action plugin validated."""
+    tree, data, cfg = refsuite
+    wrong = copy.deepcopy(data)
+    next(d for d in wrong["daemons"] if d["name"] == "stpd")["match"]["cmdline"] = "^no-such-cmd$"
+    args = {
+        "profile_data": data,
+        "roles": ["server"],
+        "instance": cfg,
+        "_profile": load_profile(wrong).to_compact(),
+    }
+    result = ansible_module("health_info", args)
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["status"] == "SUCCESS", result["msg"]
+    assert result["daemons"]["stpd"]["pids"] == [tree.pid("refsuite-stpd")]
+    # the same compact profile given to the module directly (no action plugin) is used as is
+    direct = run_module_file(TOP / "plugins" / "modules" / "health_info.py", args, tmp_path)
+    assert direct.get("failed") is not True, direct.get("msg")
+    assert direct["status"] == "FAILURE" and "stpd offline" in direct["msg"], direct["msg"]
+
+
+def test_the_payload_ships_no_controller_only_code(tmp_path):
+    """What Ansible sends to the target for health_info (kept with ANSIBLE_KEEP_REMOTE_FILES):
+    the validator for the fallback, but not the deploy validator nor the config module's code."""
+    env = dict(
+        os.environ,
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        ANSIBLE_STDOUT_CALLBACK="json",
+        ANSIBLE_KEEP_REMOTE_FILES="1",
+        ANSIBLE_REMOTE_TMP=str(tmp_path / "remote"),
+    )
+    result = run_adhoc(
+        "daemonops.suite.health_info", {"profile": "refsuite", "roles": ["server"]}, env=env
+    )
+    assert result.get("failed") is not True, result.get("msg")
+    payloads = list((tmp_path / "remote").rglob("AnsiballZ_health_info.py"))
+    assert len(payloads) == 1, payloads
+    text = payloads[0].read_text()
+    data = base64.b64decode(re.search(r"^zip_data='([^']*)'", text, re.M).group(1))
+    names = {
+        name.rsplit("/", 1)[-1]
+        for name in zipfile.ZipFile(io.BytesIO(data)).namelist()
+        if "/module_utils/_suite/" in name
+    }
+    assert {"health.py", "module_kit.py", "profile.py", "profile_schema.py"} <= names, names
+    assert not names & {"deploy.py", "ini_config.py"}, names
 
 
 def test_a_container_process_is_not_this_hosts_daemon(tmp_path):

@@ -130,9 +130,9 @@ class HealthChecker:
     # ------------------------------------------------------------------ inputs
 
     def effective_profile(self) -> Profile:
-        """The profile with the suite's configuration file applied (``enabled``, ``ports``)."""
-        from ansible_collections.daemonops.suite.plugins.module_utils._suite import suite_ini
+        """The profile with the suite's configuration file applied (``enabled``, ``ports``).
 
+        The INI reader is imported only when there is an INI to read."""
         path = self.config_file
         if path:
             if not os.path.isfile(path) or not os.access(path, os.R_OK):
@@ -144,6 +144,8 @@ class HealthChecker:
             path = self.profile.config_file
             if not path or not os.path.isfile(path) or not os.access(path, os.R_OK):
                 return self.profile
+        from ansible_collections.daemonops.suite.plugins.module_utils._suite import suite_ini
+
         return suite_ini.apply_config(self.profile, path)
 
     # ------------------------------------------------------------------ run

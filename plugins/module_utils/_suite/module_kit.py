@@ -42,6 +42,7 @@ The ``cluster_data`` module, whole but for its documentation::
 
 from __future__ import annotations
 
+import os
 import traceback
 import typing as t
 
@@ -51,11 +52,15 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors impo
     ProfileError,
     SuiteError,
 )
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import Profile
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
-    load_profile,
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import (
+    COMPACT_OPTION,
+    Profile,
 )
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_ini import apply_config
+
+# The validator (profile_schema) and the INI reader (suite_ini) are imported where they are
+# used: a module run by the action plugin receives the profile validated (COMPACT_OPTION), and
+# a suite without an INI on the host needs no INI parsing; neither is then executed on the
+# target.
 
 PROFILE_ARGS: dict[str, dict[str, t.Any]] = dict(
     profile=dict(type="str"),
@@ -71,8 +76,10 @@ the module can echo it), so they are required one of, not mutually exclusive."""
 
 
 def profile_argument_spec(**extra: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
-    """``PROFILE_ARGS`` plus the module's own options (copies, safe to modify)."""
+    """``PROFILE_ARGS``, the internal ``_profile`` (``COMPACT_OPTION``, set by the action plugin)
+    and the module's own options (copies, safe to modify)."""
     spec = {key: dict(value) for key, value in PROFILE_ARGS.items()}
+    spec[COMPACT_OPTION] = dict(type="dict")
     spec.update(extra)
     return spec
 
@@ -95,15 +102,21 @@ def profile_from_params(params: t.Mapping[str, t.Any], apply_ini: bool = True) -
     """The validated Profile for a module's params.
 
     ``profile_data`` is what the action plugin sends after resolving ``profile: <name>`` on the
-    controller (or what the user passed inline). With ``apply_ini`` (default), the suite INI
-    (``config_file`` option, else ``suite.config_file``) overrides daemons' ``enabled`` and
-    ports. Accepts an AnsibleModule too (its ``params`` are used).
+    controller (or what the user passed inline). The action plugin sends the profile it
+    validated in ``_profile`` (compact form) instead, and leaves ``profile_data`` out when the
+    task names the profile; that profile is used without validating it again. With
+    ``apply_ini`` (default), the suite INI (``config_file`` option, else ``suite.config_file``)
+    overrides daemons' ``enabled`` and ports. Accepts an AnsibleModule too (its ``params`` are
+    used).
     """
     if hasattr(params, "params") and not isinstance(params, dict):
         params = params.params  # an AnsibleModule
     data = params.get("profile_data")
     name = params.get("profile")
-    if data is None:
+    compact = params.get(COMPACT_OPTION)
+    if compact is not None:
+        profile = Profile.from_compact(compact)
+    elif data is None:
         if name:
             raise ProfileError(
                 f"profile '{name}' must be resolved on the controller, but this module ran "
@@ -111,16 +124,42 @@ def profile_from_params(params: t.Mapping[str, t.Any], apply_ini: bool = True) -
                 "the collection's action plugin loads the profile, or pass profile_data"
             )
         raise ProfileError("one of the options profile or profile_data is required")
-    source = f"profile_data ({name})" if name else "profile_data"
-    profile = load_profile(data, source=source)
+    else:
+        from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
+            load_profile,
+        )
+
+        source = f"profile_data ({name})" if name else "profile_data"
+        if isinstance(data, dict) and "deploy" in data:
+            # the deploy section serves the controller (roles) only: no module reads it
+            data = {key: value for key, value in data.items() if key != "deploy"}
+        profile = load_profile(data, source=source)
     if name and profile.name != name and not str(name).endswith((".yml", ".yaml")):
         raise ProfileError(
             f"profile is '{name}' but profile_data describes suite '{profile.name}'; "
             "pass only one of them"
         )
     if apply_ini:
-        profile = apply_config(profile, params.get("config_file"))
+        path = params.get("config_file") or profile.config_file
+        if path and not _missing(path):
+            from ansible_collections.daemonops.suite.plugins.module_utils._suite.suite_ini import (
+                apply_config,
+            )
+
+            profile = apply_config(profile, path)
     return profile
+
+
+def _missing(path: str) -> bool:
+    """True when nothing is at ``path`` (the INI reader would find no file, so the profile
+    stays as it is); anything else, unreadable included, is left to the reader to judge."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 ModuleRun = t.Callable[[AnsibleModule], t.Mapping[str, t.Any]]

@@ -12,7 +12,7 @@ health check, ``service``'s drain wait, ``cluster_data``) then do not count it a
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -138,27 +138,21 @@ def http_probe(
     return ProbeResult(True, f"{scheme} {status}")
 
 
-def run_probe(spec: Any, host: str, port: int, timeout: float = DEFAULT_TIMEOUT) -> ProbeResult:
-    """Run the probe a profile describes. ``spec`` is the profile's probe: an object or a dict
-    with ``type`` (tcp | http), and for http ``path``, ``status`` and ``tls``."""
-    kind = _field(spec, "type", "tcp")
+def run_probe(
+    spec: Mapping[str, Any], host: str, port: int, timeout: float = DEFAULT_TIMEOUT
+) -> ProbeResult:
+    """Run the probe a profile describes: ``spec`` is ``Port.probe``, the normalised dict the
+    profile validation makes (``type``: tcp | http; for http ``path``, ``status``, ``tls``)."""
+    kind = spec.get("type") or "tcp"
     if kind == "tcp":
         return tcp_probe(host, port, timeout=timeout)
     if kind in ("http", "https"):
         return http_probe(
             host,
             port,
-            path=_field(spec, "path", "/") or "/",
-            expected_status=_field(spec, "status", 200),
-            tls=bool(_field(spec, "tls", kind == "https")),
+            path=spec.get("path") or "/",
+            expected_status=spec.get("status", 200),
+            tls=bool(spec.get("tls", kind == "https")),
             timeout=timeout,
         )
     return ProbeResult(False, f"unknown probe type {kind!r}")
-
-
-def _field(spec: Any, name: str, default: Any) -> Any:
-    if isinstance(spec, dict):
-        value = spec.get(name, default)
-    else:
-        value = getattr(spec, name, default)
-    return default if value is None and name != "status" else value

@@ -6,6 +6,10 @@
 A Profile is built by ``profile_schema.load_profile`` (complete validation of the YAML data) and
 changed by the suite INI (``suite_ini.apply_config``); this module holds the data only.
 
+The compact form (``Profile.to_compact``/``Profile.from_compact``) carries a profile that the
+controller has already validated to a module on the target: the dataclasses' fields as they are,
+built back without validation, so a module does not import (or run) the validator.
+
 Runs on targets: standard library only.
 """
 
@@ -23,6 +27,12 @@ PROBE_TYPES = ("tcp", "http")
 CONTROL_ACTIONS = ("start", "stop", "status", "restart")
 DAEMON_CONTROL_ACTIONS = ("start_daemon", "stop_daemon")
 MAX_MATCHED_CHARS = 2048  # of a command line (or exe) that a match regex is applied to
+COMPACT_OPTION = "_profile"
+"""The internal module option in which the action plugin sends the profile it validated, in
+``Profile.to_compact`` form. The action plugin always sets it itself (a value from the task is
+replaced); without it (a module run another way) ``profile_data`` is validated completely."""
+COMPACT_VERSION = 1
+"""Version of ``Profile.to_compact``'s form; ``from_compact`` refuses any other."""
 
 # --------------------------------------------------------------------------------------------
 # Model
@@ -305,6 +315,47 @@ class Profile:
             result.append(self.control.force_option)
         return result
 
+    def to_compact(self) -> dict[str, t.Any]:
+        """The profile as ``from_compact`` takes it (JSON-safe): the fields of the dataclasses
+        that differ from their defaults (None left out), regexes as their patterns. ``deploy``
+        and ``folder`` are left out (they serve the controller only). For a validated Profile."""
+        result: dict[str, t.Any] = {"compact": COMPACT_VERSION}
+        result.update(_fields(self, skip=("daemons", "deploy", "folder")))
+        for key in ("control", "pid_store", "cluster_data"):
+            if key in result:
+                result[key] = _fields(result[key])
+        result["daemons"] = [_compact_daemon(daemon) for daemon in self.daemons]
+        return result
+
+    @classmethod
+    def from_compact(cls, data: t.Mapping[str, t.Any]) -> Profile:
+        """The Profile that ``to_compact`` gave ``data`` for, built without validation (the
+        regexes are compiled, lists become tuples as in the model). ProfileError when ``data``
+        is not a compact profile of this version, or is malformed."""
+        if not isinstance(data, dict) or data.get("compact") != COMPACT_VERSION:
+            raise ProfileError(
+                f"{COMPACT_OPTION}: not a compact profile this module reads (made by another "
+                "version of the collection?); pass the profile as profile or profile_data"
+            )
+        try:
+            fields = {key: value for key, value in data.items() if key != "compact"}
+            fields["roles"] = tuple(fields["roles"])
+            control = fields.get("control")
+            fields["control"] = None if control is None else Control(**_tuples(control))
+            store = fields.get("pid_store")
+            fields["pid_store"] = None if store is None else PidStore(**store)
+            cluster = fields.get("cluster_data")
+            fields["cluster_data"] = None if cluster is None else ClusterData(**cluster)
+            for key in ("systemd_unit", "config_file"):
+                fields.setdefault(key, None)
+            fields["daemons"] = tuple(_daemon_from_compact(item) for item in fields["daemons"])
+            return cls(**fields)
+        except (KeyError, TypeError, ValueError, AttributeError, re.error) as exc:
+            raise ProfileError(
+                f"{COMPACT_OPTION}: malformed compact profile ({type(exc).__name__}: {exc}); "
+                "pass the profile as profile or profile_data"
+            ) from exc
+
     def to_dict(self) -> dict[str, t.Any]:
         """A plain dict (JSON-safe) that ``load_profile`` accepts and that gives an equal Profile."""
         suite: dict[str, t.Any] = {
@@ -328,3 +379,44 @@ class Profile:
         if self.deploy is not None:
             result["deploy"] = self.deploy
         return result
+
+
+def _fields(obj: t.Any, skip: t.Sequence[str] = ()) -> dict[str, t.Any]:
+    """A dataclass's fields (shallow) that are not None nor their default; tuples as lists."""
+    result = {}
+    for field in dataclasses.fields(obj):
+        value = getattr(obj, field.name)
+        if field.name in skip or value is None or value == field.default:
+            continue
+        if field.default_factory is not dataclasses.MISSING and value == field.default_factory():
+            continue
+        result[field.name] = list(value) if isinstance(value, tuple) else value
+    return result
+
+
+def _tuples(data: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in data.items()}
+
+
+def _compact_daemon(daemon: Daemon) -> dict[str, t.Any]:
+    fields = _fields(daemon)
+    fields["cmdline_regex"] = daemon.cmdline_regex.pattern
+    if daemon.exe_regex is not None:
+        fields["exe_regex"] = daemon.exe_regex.pattern
+    fields["ports"] = [
+        [port.port, port.probe] if port.probe else port.port for port in daemon.ports
+    ]
+    return fields
+
+
+def _daemon_from_compact(data: t.Mapping[str, t.Any]) -> Daemon:
+    fields = dict(data)
+    fields["roles"] = tuple(fields["roles"])
+    fields["cmdline_regex"] = re.compile(fields["cmdline_regex"])
+    exe = fields.get("exe_regex")
+    fields["exe_regex"] = None if exe is None else re.compile(exe)
+    fields.setdefault("ancestor", None)
+    fields["ports"] = tuple(
+        Port(*item) if isinstance(item, list) else Port(item) for item in fields.get("ports", ())
+    )
+    return Daemon(**fields)

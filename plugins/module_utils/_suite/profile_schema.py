@@ -11,11 +11,11 @@ Runs on targets: standard library only (PyYAML is imported lazily by ``load_prof
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import typing as t
 
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.deploy import validate_deploy
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.errors import (
     ProfileError,
     type_name,
@@ -379,6 +379,18 @@ def _check_ports_unique(ctx: Ctx, daemons: t.Sequence[Daemon]) -> None:
             owner[port.port] = daemon.name
 
 
+def _deploy_validator() -> t.Callable[..., dict[str, t.Any]]:
+    """``deploy.validate_deploy``, imported by name when a profile has a ``deploy`` section.
+
+    Deploy sections are validated on the controller only (the roles use them; modules receive
+    profiles without one, see ``module_kit.profile_from_params``). Importing by name keeps
+    deploy.py out of the AnsiballZ payloads, which ship every module_utils file named in an
+    import statement.
+    """
+    package = __name__.rsplit(".", 1)[0]
+    return importlib.import_module(f"{package}.deploy").validate_deploy  # type: ignore[no-any-return]
+
+
 # --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
@@ -432,7 +444,9 @@ def load_profile(data: t.Any, source: str = "<inline>", folder: t.Optional[str] 
     _check_ports_unique(ctx, daemons)
     deploy = None
     if top.get("deploy") is not None:
-        deploy = validate_deploy(top["deploy"], source, roles, [d.name for d in daemons], folder)
+        deploy = _deploy_validator()(
+            top["deploy"], source, roles, [d.name for d in daemons], folder
+        )
     return Profile(
         name=name,
         description=description,

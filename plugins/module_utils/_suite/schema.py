@@ -10,7 +10,6 @@ Runs on targets: standard library only.
 
 from __future__ import annotations
 
-import difflib
 import re
 import reprlib
 import typing as t
@@ -78,6 +77,8 @@ def mapping(ctx: Ctx, field: str, value: t.Any, allowed: t.Sequence[str]) -> dic
     for key in value:
         if key not in allowed:
             hint = ""
+            import difflib  # only for a message: most loads never need it
+
             close = difflib.get_close_matches(str(key), allowed, n=1)
             if close:
                 hint = f"; did you mean '{close[0]}'?"

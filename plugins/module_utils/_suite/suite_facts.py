@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile import Profile
 
 
 def file_checksum(path: Optional[str]) -> Optional[str]:
@@ -37,10 +40,10 @@ def read_version(path: Optional[str]) -> Optional[str]:
     return line or None
 
 
-def suite_facts(profile: Any, config_file: Optional[str]) -> dict[str, Optional[str]]:
+def suite_facts(profile: Profile, config_file: Optional[str]) -> dict[str, Optional[str]]:
     """``{version, config_checksum}`` of the suite on this host; ``config_file`` (else the
     profile's ``suite.config_file``) is the INI the check used."""
     return {
-        "version": read_version(getattr(profile, "version_file", None)),
-        "config_checksum": file_checksum(config_file or getattr(profile, "config_file", None)),
+        "version": read_version(profile.version_file),
+        "config_checksum": file_checksum(config_file or profile.config_file),
     }
