@@ -41,7 +41,6 @@ import stat
 import struct
 import sys
 import tempfile
-from collections import namedtuple
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,7 +54,6 @@ PROC = "/proc"
 # /proc/net/tcp "st" column (include/net/tcp_states.h)
 HEX_LISTEN = "0A"
 HEX_ESTABLISHED = "01"
-_HEX_STATES = {HEX_LISTEN: LISTEN, HEX_ESTABLISHED: ESTABLISHED}
 _LITTLE_ENDIAN = sys.byteorder == "little"
 _READ_SIZE = 1 << 18
 
@@ -154,10 +152,6 @@ def registered_probes() -> set[tuple[int, int]]:
             if pid > 0 and _alive(pid):
                 found.add((int(local), int(server)))
     return found
-
-
-# The shape of psutil's ``sconn`` that ``SocketTable.from_entries`` reads.
-ProcConn = namedtuple("ProcConn", "fd family type laddr raddr status pid")
 
 
 def decode_address(addr: str, family: int) -> tuple[str, int] | tuple[()]:
@@ -359,26 +353,6 @@ def read_tcp_tables(proc: str = PROC) -> list[tuple[int, str]]:
     except FileNotFoundError:
         pass
     return tables
-
-
-def scan_proc_net(proc: str = PROC) -> list[ProcConn]:
-    """psutil-shaped entries for the listeners and server-side ESTABLISHED connections, read
-    straight from ``/proc/net/tcp`` and ``/proc/net/tcp6`` (addresses decoded). Raises OSError
-    when ``/proc/net/tcp`` cannot be read; a missing ``tcp6`` means no IPv6."""
-    selected = select_server_sockets(read_tcp_tables(proc))
-    owners = socket_owners((entry[4] for entry in selected), proc)
-    return [
-        ProcConn(
-            -1,
-            family,
-            socket.SOCK_STREAM,
-            decode_address(local, family),
-            decode_address(remote, family),
-            _HEX_STATES[state],
-            owners.get(inode),
-        )
-        for family, local, remote, state, inode in selected
-    ]
 
 
 def family_name(family: int) -> str:

@@ -5,6 +5,7 @@ the cgroups); the pure pieces are tested in test_proposal.py."""
 from __future__ import annotations
 
 import socket
+from collections import namedtuple
 
 import pytest
 import yaml
@@ -21,10 +22,10 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.proctable i
 from ansible_collections.daemonops.suite.plugins.module_utils._suite.profile_schema import (
     load_profile,
 )
-from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import (
-    ProcConn,
-    SocketTable,
-)
+from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets import SocketTable
+
+# The shape of psutil's ``sconn``, which ``SocketTable.from_entries`` reads.
+ProcConn = namedtuple("ProcConn", "fd family type laddr raddr status pid")
 
 # ----------------------------------------------------------------------------- whole proposal
 

@@ -15,7 +15,6 @@ from ansible_collections.daemonops.suite.plugins.module_utils._suite.sockets imp
     SocketTable,
     decode_address,
     owners_of_selected,
-    scan_proc_net,
     select_server_sockets,
     socket_owners,
 )
@@ -110,6 +109,12 @@ def test_socket_owners_picks_the_highest_pid_and_skips_unreadable(tmp_path):
     assert socket_owners(["0"], str(proc)) == {}
 
 
+def full_scan(proc: Path, monkeypatch: pytest.MonkeyPatch) -> SocketTable:
+    """``SocketTable.scan`` of the fake procfs ``proc``, every port, no owners searched first."""
+    monkeypatch.setattr(sockets, "PROC", str(proc))
+    return SocketTable.scan(use_procfs=True)
+
+
 def write_net(proc: Path, tcp: list[str], tcp6: list[str] | None) -> None:
     (proc / "net").mkdir(parents=True, exist_ok=True)
     (proc / "net" / "tcp").write_text(HEADER + "".join(tcp))
@@ -117,7 +122,7 @@ def write_net(proc: Path, tcp: list[str], tcp6: list[str] | None) -> None:
         (proc / "net" / "tcp6").write_text(HEADER + "".join(tcp6))
 
 
-def test_scan_proc_net_builds_the_table(tmp_path):
+def test_scan_of_proc_builds_the_table(tmp_path, monkeypatch):
     proc = tmp_path / "proc"
     (proc / "300" / "fd").mkdir(parents=True)
     (proc / "300" / "fd" / "3").symlink_to("socket:[100]")
@@ -136,7 +141,7 @@ def test_scan_proc_net_builds_the_table(tmp_path):
             line(1, hex6("::1", 11401), hex6("::1", 40000), "01", 201),  # owner unseen
         ],
     )
-    table = SocketTable.from_entries(scan_proc_net(str(proc)))
+    table = full_scan(proc, monkeypatch)
     assert [(lst.address, lst.family, lst.pid) for lst in table.listeners(11401)] == [
         ("127.0.0.1", "ipv4", 300),
         ("::1", "ipv6", 301),
@@ -148,11 +153,14 @@ def test_scan_proc_net_builds_the_table(tmp_path):
     assert table.established(53422) == [] and list(table.listening) == [11401]
 
 
-def test_scan_without_tcp6_has_ipv4_only(tmp_path):
+def test_scan_without_tcp6_has_ipv4_only(tmp_path, monkeypatch):
     proc = tmp_path / "proc"
     write_net(proc, [line(0, hex4("0.0.0.0", 80), hex4("0.0.0.0", 0), "0A", 5)], None)
-    entries = scan_proc_net(str(proc))
-    assert [(e.laddr, e.status, e.pid) for e in entries] == [(("0.0.0.0", 80), "LISTEN", None)]
+    table = full_scan(proc, monkeypatch)
+    assert [(lst.address, lst.port, lst.family, lst.pid) for lst in table.listeners(80)] == [
+        ("0.0.0.0", 80, "ipv4", None)
+    ]
+    assert list(table.listening) == [80] and table.connections == {}
 
 
 def test_scan_falls_back_to_psutil_when_proc_net_tcp_is_unreadable(tmp_path, monkeypatch):
@@ -232,7 +240,7 @@ def test_narrowed_scan_decodes_peers_only_when_asked(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(sockets, "PROC", str(proc))
     narrowed = SocketTable.scan(ports=[11401], owner_pids=[300])
-    full = SocketTable.from_entries(scan_proc_net(str(proc)))
+    full = full_scan(proc, monkeypatch)
     assert list(narrowed.listening) == [11401] and list(narrowed.connections) == [11401]
     assert narrowed.listeners(11401) == full.listeners(11401)
     (conn,) = narrowed.established(11401)
