@@ -169,14 +169,14 @@ class HealthChecker:
             # a connection on a port every listener of which the port's daemon holds was
             # accepted by that daemon: counted as its client without looking up its owner
             accepting: dict[int, set[int]] = {}
+            owner_pids: set[int] = set()
             for daemon in daemons:
                 pids = {p.pid for p in self.matched(daemon, procs)}
+                owner_pids |= pids
                 for port in daemon.ports:
                     accepting.setdefault(port.port, set()).update(pids)
             socks = SocketTable.scan(
-                ports=set(accepting),
-                owner_pids={p.pid for daemon in daemons for p in self.matched(daemon, procs)},
-                accepting_pids=accepting,
+                ports=set(accepting), owner_pids=owner_pids, accepting_pids=accepting
             )
         records = self._pid_records(profile, daemons, all_daemons, procs)
 

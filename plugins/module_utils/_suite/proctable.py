@@ -226,14 +226,6 @@ class _ProcReader:
         except OSError:
             return None
 
-    def cmdline(self, pid: int) -> tuple[str, ...] | None:
-        """The command line of ``pid`` (empty when unreadable), None when the process is gone."""
-        try:
-            raw = self._field(f"{self.proc}/{pid}/cmdline")
-        except _Vanished:
-            return None
-        return tuple(parse_cmdline(raw)) if raw is not None else ()
-
     def joined_cmdlines(self) -> dict[int, str]:
         """``{pid: space-joined command line}`` of every process ("" when unreadable)."""
         joined: dict[int, str] = {}
